@@ -1,0 +1,335 @@
+"""Pydantic models at every boundary: API requests and responses, stored records, messages."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+SECRET_HEADER_PATTERN = re.compile(
+    r"(authorization|cookie|token|secret|password|api[-_]?key|signature|credential)",
+    re.IGNORECASE,
+)
+REDACTED = "[redacted]"
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+_RESERVED_HEADERS = frozenset(
+    {"x-task-id", "x-task-attempt", "idempotency-key", "host", "content-length"}
+)
+_FUNCTION_NAME = re.compile(
+    r"^(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[A-Za-z0-9_-]{1,64}(:[\w$-]+)?$"
+)
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision, e.g. 2026-12-03T18:37:14.123Z."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+
+
+def is_secret_header(name: str) -> bool:
+    return bool(SECRET_HEADER_PATTERN.search(name))
+
+
+def find_non_finite(value: Any, path: str = "") -> str | None:
+    """Return the JSON path of the first NaN or Infinity in a JSON value, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "$"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = find_non_finite(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_non_finite(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _reject_non_finite(value: Any) -> Any:
+    bad = find_non_finite(value)
+    if bad is not None:
+        raise ValueError(f"NaN and Infinity are not valid JSON numbers (at {bad})")
+    return value
+
+
+class JitterMode(StrEnum):
+    NONE = "none"
+    FULL = "full"
+    EQUAL = "equal"
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    RETRY_SCHEDULED = "RETRY_SCHEDULED"
+    COMPLETED = "COMPLETED"
+    DEAD_LETTER = "DEAD_LETTER"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.DEAD_LETTER, TaskStatus.CANCELLED})
+
+
+class AttemptOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    RETRYABLE_FAILURE = "retryable_failure"
+    PERMANENT_FAILURE = "permanent_failure"
+    LEASE_EXPIRED = "lease_expired"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HttpTarget(_Strict):
+    type: Literal["http"] = "http"
+    url: str = Field(max_length=2048, examples=["https://svc.internal/hook"])
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict, max_length=50)
+    body: Any = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL with a host")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_valid(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"invalid header name {name!r}")
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"header {name!r} is set by the engine")
+            if "\n" in header_value or "\r" in header_value or len(header_value) > 8192:
+                raise ValueError(f"invalid value for header {name!r}")
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _body_is_finite(cls, value: Any) -> Any:
+        return _reject_non_finite(value)
+
+
+class LambdaTarget(_Strict):
+    type: Literal["lambda"] = "lambda"
+    function_name: str = Field(max_length=170, examples=["billing-sync"])
+    payload: Any = None
+
+    @field_validator("function_name")
+    @classmethod
+    def _function_name_is_valid(cls, value: str) -> str:
+        if not _FUNCTION_NAME.match(value):
+            raise ValueError("must be a Lambda function name, name:qualifier or function ARN")
+        return value
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_is_finite(cls, value: Any) -> Any:
+        return _reject_non_finite(value)
+
+
+Target = Annotated[HttpTarget | LambdaTarget, Field(discriminator="type")]
+
+
+class RetryPolicyInput(_Strict):
+    """A task's retry overrides; unset fields take the server defaults."""
+
+    max_attempts: int | None = Field(default=None, ge=1)
+    min_backoff_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_backoff_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    max_doublings: int | None = Field(default=None, ge=0, le=1000)
+    jitter: JitterMode | None = None
+    max_retry_duration_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _backoff_bounds_are_ordered(self) -> RetryPolicyInput:
+        low, high = self.min_backoff_seconds, self.max_backoff_seconds
+        if low is not None and high is not None and low > high:
+            raise ValueError("min_backoff_seconds must not exceed max_backoff_seconds")
+        return self
+
+
+class RetryPolicy(_Strict):
+    """A fully resolved retry policy, as stored with the task."""
+
+    max_attempts: int = Field(ge=1)
+    min_backoff_seconds: float = Field(ge=0)
+    max_backoff_seconds: float = Field(ge=0)
+    max_doublings: int = Field(ge=0)
+    jitter: JitterMode
+    max_retry_duration_seconds: float = Field(gt=0)
+
+
+class SubmitTaskRequest(_Strict):
+    target: Target
+    retry: RetryPolicyInput | None = None
+    delay_seconds: int | None = Field(default=None, ge=0, le=365 * 86_400)
+    schedule_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> SubmitTaskRequest:
+        if self.delay_seconds is not None and self.schedule_at is not None:
+            raise ValueError("give delay_seconds or schedule_at, not both")
+        if self.schedule_at is not None and self.schedule_at.tzinfo is None:
+            raise ValueError("schedule_at must carry a time zone (RFC 3339)")
+        return self
+
+
+class ReplayRequest(_Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class ActionRequest(_Strict):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class AttemptRecord(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    number: int
+    generation: int
+    started_at: UtcTime
+    finished_at: UtcTime | None
+    outcome: AttemptOutcome
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+
+
+class AdminAction(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    action: Literal["cancel", "retry", "replay"]
+    actor: str
+    at: UtcTime
+    reason: str | None = None
+    generation: int
+
+
+class TaskState(BaseModel):
+    """The small, frequently updated part of a task."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    tenant: str
+    status: TaskStatus
+    generation: int = 0
+    attempt_count: int = 0
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime | None = None
+    first_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+    lease_token: str | None = None
+    running_since: datetime | None = None
+    dispatch_count: int = 0
+    last_error: str | None = None
+    idempotency_key: str | None = None
+    target_type: Literal["http", "lambda"]
+    timeout_seconds: float
+    version: int = 0
+
+
+class TaskSpec(BaseModel):
+    """The write-once part of a task: what to run and how to retry it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: HttpTarget | LambdaTarget = Field(discriminator="type")
+    retry: RetryPolicy
+    sealed_headers: bytes | None = None
+
+
+class TaskView(BaseModel):
+    """A task as the API returns it."""
+
+    task_id: str
+    tenant: str
+    status: TaskStatus
+    target: HttpTarget | LambdaTarget = Field(discriminator="type")
+    retry: RetryPolicy
+    attempt_count: int
+    generation: int
+    created_at: UtcTime
+    updated_at: UtcTime
+    next_attempt_at: UtcTime | None
+    last_error: str | None
+    idempotency_key: str | None
+    attempts: list[AttemptRecord]
+    actions: list[AdminAction] = Field(default_factory=list)
+
+
+class TaskSummary(BaseModel):
+    task_id: str
+    tenant: str
+    status: TaskStatus
+    attempt_count: int
+    generation: int
+    created_at: UtcTime
+    updated_at: UtcTime
+    next_attempt_at: UtcTime | None
+    last_error: str | None
+
+
+class TaskPage(BaseModel):
+    items: list[TaskSummary]
+    next_cursor: str | None
+
+
+class StatsView(BaseModel):
+    counts: dict[TaskStatus, int]
+    queues: dict[str, dict[str, int]]
+
+
+class HealthView(BaseModel):
+    status: Literal["ok", "degraded", "down"]
+    checks: dict[str, str]
+
+
+class WorkMessage(BaseModel):
+    """The body of a work-queue message: which execution of which task to attempt."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    task_id: str = Field(min_length=1, max_length=64)
+    generation: int = Field(ge=0)
+    attempt: int = Field(ge=1)
+
+
+class DeadLetterMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    task_id: str | None = None
+    generation: int | None = None
+    reason: str
+    raw_body: str | None = None
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,81 @@
+"""Names shared by the runtime, the local stack and the CDK app.
+
+Everything that two places must agree on lives here once: environment variable names,
+resource name stems, the DynamoDB key layout, Redis key formats and CloudWatch metric names.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+SERVICE: Final = "taskengine"
+
+# Resource name stems. The deployed stack prefixes them with its own name; the local stack
+# creates them exactly as written here.
+TABLE_NAME: Final = "taskengine-tasks"
+WORK_QUEUE_NAME: Final = "taskengine-work"
+DEAD_LETTER_QUEUE_NAME: Final = "taskengine-dead-letter"
+HEADER_KEY_ALIAS: Final = "alias/taskengine-headers"
+
+# Environment variables read by settings.EngineSettings (prefix included).
+ENV_PREFIX: Final = "TASKENGINE_"
+ENV_TABLE_NAME: Final = "TASKENGINE_TABLE_NAME"
+ENV_WORK_QUEUE_URL: Final = "TASKENGINE_WORK_QUEUE_URL"
+ENV_DEAD_LETTER_QUEUE_URL: Final = "TASKENGINE_DEAD_LETTER_QUEUE_URL"
+ENV_HEADER_KEY_ID: Final = "TASKENGINE_HEADER_KEY_ID"
+ENV_REDIS_URL: Final = "TASKENGINE_REDIS_URL"
+ENV_REDIS_SECRET_ARN: Final = "TASKENGINE_REDIS_SECRET_ARN"
+ENV_DUE_SHARDS: Final = "TASKENGINE_DUE_SHARDS"
+ENV_ALLOW_LOOPBACK_TARGETS: Final = "TASKENGINE_ALLOW_LOOPBACK_TARGETS"
+ENV_LOCAL_MODE: Final = "TASKENGINE_LOCAL_MODE"
+
+# DynamoDB single-table layout.
+PK: Final = "pk"
+SK: Final = "sk"
+DUE_INDEX: Final = "due"
+DUE_INDEX_PK: Final = "due_shard"
+DUE_INDEX_SK: Final = "due_at"
+STATUS_INDEX: Final = "by_status"
+STATUS_INDEX_PK: Final = "status"
+STATUS_INDEX_SK: Final = "task_id"
+TTL_ATTRIBUTE: Final = "expires_at"
+
+# Redis key formats.
+REDIS_PREFIX: Final = "te"
+
+
+def redis_submit_key(tenant: str, idempotency_key: str) -> str:
+    return f"{REDIS_PREFIX}:submit:{tenant}:{idempotency_key}"
+
+
+def redis_claim_key(task_id: str, generation: int, attempt: int) -> str:
+    return f"{REDIS_PREFIX}:claim:{task_id}:{generation}:{attempt}"
+
+
+# CloudWatch metrics (Embedded Metric Format through Powertools Metrics).
+METRICS_NAMESPACE: Final = "TaskEngine"
+
+
+class Metric:
+    """Metric names the engine emits; infra/ builds its dashboard and alarms from these."""
+
+    TASKS_SUBMITTED: Final = "TasksSubmitted"
+    TASKS_COMPLETED: Final = "TasksCompleted"
+    ATTEMPTS_STARTED: Final = "AttemptsStarted"
+    ATTEMPTS_FAILED: Final = "AttemptsFailed"
+    RETRIES_SCHEDULED: Final = "RetriesScheduled"
+    DEAD_LETTERS: Final = "DeadLetters"
+    DUPLICATES_SUPPRESSED: Final = "DuplicatesSuppressed"
+    ATTEMPT_DURATION: Final = "AttemptDuration"
+    POISON_MESSAGES: Final = "PoisonMessages"
+    SCHEDULER_DISPATCHED: Final = "SchedulerDispatched"
+    SCHEDULER_LAG: Final = "SchedulerLag"
+    SCHEDULER_RUNS: Final = "SchedulerRuns"
+    LEASES_RECOVERED: Final = "LeasesRecovered"
+    REDIS_UNAVAILABLE: Final = "RedisUnavailable"
+    ENQUEUE_FAILURES: Final = "EnqueueFailures"
+
+
+ALL_METRICS: Final = tuple(
+    value for name, value in vars(Metric).items() if not name.startswith("_")
+)
