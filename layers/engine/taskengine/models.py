@@ -34,7 +34,9 @@ _FUNCTION_NAME = re.compile(
 
 def format_time(value: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision, e.g. 2026-12-03T18:37:14.123Z."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
 
 
 UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str, when_used="json")]

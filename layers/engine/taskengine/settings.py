@@ -57,6 +57,8 @@ class EngineSettings(BaseSettings):
     default_http_timeout_seconds: float = Field(default=30.0, gt=0)
     max_http_timeout_seconds: float = Field(default=840.0, gt=0)
     allow_loopback_targets: bool = False
+    # "name=module:attr,..." runs Lambda targets as local Python callables (local stack only).
+    local_functions: str = ""
     local_mode: bool = False
     default_tenant: str = "default"
 

@@ -1,0 +1,213 @@
+"""HTTP API: submit and read tasks, and the operator routes. Thin: parse, call, shape."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from taskengine import operations, submission
+from taskengine.engine import Engine, default_engine
+from taskengine.errors import (
+    ConflictError,
+    DependencyError,
+    InvalidRequestError,
+    TaskNotFoundError,
+)
+from taskengine.models import (
+    ActionRequest,
+    HealthView,
+    ReplayRequest,
+    StatsView,
+    SubmitTaskRequest,
+    TaskPage,
+    TaskStatus,
+)
+from taskengine.observability import logger, metrics
+
+from functions.api.identity import caller
+from functions.api.problems import problem, validation_problem
+
+app = APIGatewayHttpResolver(enable_validation=True)
+app.enable_swagger(path="/docs", title="taskengine", version="1.0.0")
+
+JSON = "application/json"
+
+
+def _engine() -> Engine:
+    return default_engine()
+
+
+def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status, content_type=JSON, body=model.model_dump_json(), headers=headers
+    )
+
+
+def _header(name: str) -> str | None:
+    return app.current_event.get_header_value(name, case_sensitive=False)
+
+
+def _who() -> str:
+    return caller(app.current_event.raw_event, _engine().settings)
+
+
+@app.post("/v1/tasks", summary="Submit a task")
+def submit_task(request: Annotated[SubmitTaskRequest, Body()]) -> Response[str]:
+    engine = _engine()
+    result = submission.submit(
+        engine,
+        request,
+        tenant=_who(),
+        idempotency_key=_header(submission.IDEMPOTENCY_HEADER),
+    )
+    task = operations.view(result.record)
+    location = f"/v1/tasks/{task.task_id}"
+    return _json(202 if result.created else 200, task, {"Location": location})
+
+
+@app.get("/v1/tasks/<task_id>", summary="Read a task and its attempts")
+def get_task(task_id: str) -> Response[str]:
+    record = operations.get_task(_engine(), task_id, _who())
+    return _json(200, operations.view(record))
+
+
+@app.post("/v1/tasks/<task_id>/cancel", summary="Cancel a task that has not finished")
+def cancel_task(task_id: str) -> Response[str]:
+    body = _optional_body(ActionRequest)
+    record = operations.cancel(
+        _engine(),
+        task_id,
+        tenant=_who(),
+        actor=_who(),
+        reason=body.reason,
+        action_key=_header(submission.IDEMPOTENCY_HEADER),
+    )
+    return _json(200, operations.view(record))
+
+
+@app.get("/v1/admin/tasks", summary="List tasks, newest first")
+def list_tasks(
+    status: Annotated[TaskStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=operations.MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response[str]:
+    page: TaskPage = operations.list_tasks(_engine(), status=status, limit=limit, cursor=cursor)
+    return _json(200, page)
+
+
+@app.post("/v1/admin/tasks/<task_id>/retry", summary="Run a RETRY_SCHEDULED task now")
+def retry_task(task_id: str) -> Response[str]:
+    body = _optional_body(ActionRequest)
+    record = operations.retry_now(
+        _engine(),
+        task_id,
+        actor=_who(),
+        reason=body.reason,
+        action_key=_header(submission.IDEMPOTENCY_HEADER),
+    )
+    return _json(200, operations.view(record))
+
+
+@app.post("/v1/admin/tasks/<task_id>/replay", summary="Run a finished task again")
+def replay_task(task_id: str, request: Annotated[ReplayRequest, Body()]) -> Response[str]:
+    record = operations.replay(
+        _engine(),
+        task_id,
+        actor=_who(),
+        reason=request.reason,
+        action_key=_header(submission.IDEMPOTENCY_HEADER),
+    )
+    return _json(200, operations.view(record))
+
+
+@app.get("/v1/admin/stats", summary="Task counts by status and queue depths")
+def stats() -> Response[str]:
+    view: StatsView = operations.stats(_engine())
+    return _json(200, view)
+
+
+@app.get("/health", summary="Reachability of DynamoDB, SQS and Redis")
+def health() -> Response[str]:
+    view: HealthView = operations.health(_engine())
+    return _json(503 if view.status == "down" else 200, view)
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(status_code=200, content_type=JSON, body=app.get_openapi_json_schema())
+
+
+def _optional_body(model: type[ActionRequest]) -> ActionRequest:
+    """Action routes accept an empty body or a JSON object with an optional reason."""
+    raw = app.current_event.body
+    if not raw or not raw.strip():
+        return model()
+    try:
+        return model.model_validate_json(raw)
+    except ValueError as error:
+        errors: list[Any] = getattr(error, "errors", list)()
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from error
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid(error: RequestValidationError) -> Response[str]:
+    return validation_problem(error.errors(), app.current_event.path)
+
+
+@app.exception_handler(InvalidRequestError)
+def _invalid_by_rule(error: InvalidRequestError) -> Response[str]:
+    return problem(
+        422,
+        f"{error.field}: {error}",
+        kind="validation-error",
+        instance=app.current_event.path,
+        field=error.field,
+        errors=[{"field": error.field, "message": str(error), "type": "server_rule"}],
+    )
+
+
+@app.exception_handler(TaskNotFoundError)
+def _missing(error: TaskNotFoundError) -> Response[str]:
+    return problem(
+        404, str(error), kind="task-not-found", instance=app.current_event.path, field="task_id"
+    )
+
+
+@app.exception_handler(ConflictError)
+def _conflict(error: ConflictError) -> Response[str]:
+    return problem(
+        409, str(error), kind="conflict", instance=app.current_event.path, field=error.field
+    )
+
+
+@app.exception_handler(PermissionError)
+def _unauthenticated(error: PermissionError) -> Response[str]:
+    return problem(401, str(error), kind="unauthenticated", instance=app.current_event.path)
+
+
+@app.exception_handler(DependencyError)
+def _unavailable(error: DependencyError) -> Response[str]:
+    logger.warning("dependency unavailable", extra={"error": str(error)})
+    return problem(
+        503,
+        "a backing service is unavailable; retry with the same Idempotency-Key",
+        kind="unavailable",
+        instance=app.current_event.path,
+        headers={"Retry-After": "1"},
+    )
+
+
+@app.not_found
+def _no_route(error: NotFoundError) -> Response[str]:
+    return problem(404, "no such route", kind="route-not-found", instance=app.current_event.path)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,252 @@
+"""Reading tasks and the operator actions: cancel, retry now, replay, list, stats, health."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Literal
+
+from ulid import ULID
+
+from taskengine import transitions
+from taskengine.engine import Engine
+from taskengine.errors import (
+    ConflictError,
+    DependencyError,
+    InvalidRequestError,
+    StaleStateError,
+    TaskNotFoundError,
+)
+from taskengine.models import (
+    AdminAction,
+    HealthView,
+    StatsView,
+    TaskPage,
+    TaskState,
+    TaskStatus,
+    TaskSummary,
+    TaskView,
+)
+from taskengine.observability import log_transition
+from taskengine.outbox import enqueue
+from taskengine.store import TaskRecord, Update
+
+ActionName = Literal["cancel", "retry", "replay"]
+MAX_PAGE = 100
+
+
+def view(record: TaskRecord) -> TaskView:
+    state = record.state
+    return TaskView(
+        task_id=state.task_id,
+        tenant=state.tenant,
+        status=state.status,
+        target=record.spec.target,
+        retry=record.spec.retry,
+        attempt_count=state.attempt_count,
+        generation=state.generation,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        next_attempt_at=state.next_attempt_at,
+        last_error=state.last_error,
+        idempotency_key=state.idempotency_key,
+        attempts=[a for a in record.attempts if a.generation == state.generation],
+        actions=record.actions,
+    )
+
+
+def summary(state: TaskState) -> TaskSummary:
+    return TaskSummary(
+        task_id=state.task_id,
+        tenant=state.tenant,
+        status=state.status,
+        attempt_count=state.attempt_count,
+        generation=state.generation,
+        created_at=state.created_at,
+        updated_at=state.updated_at,
+        next_attempt_at=state.next_attempt_at,
+        last_error=state.last_error,
+    )
+
+
+def get_task(engine: Engine, task_id: str, tenant: str | None) -> TaskRecord:
+    """The task, if it exists and (when tenant is given) belongs to that tenant."""
+    record = engine.store.load(task_id) if _looks_like_task_id(task_id) else None
+    if record is None or (tenant is not None and record.state.tenant != tenant):
+        raise TaskNotFoundError(task_id)
+    return record
+
+
+def _looks_like_task_id(task_id: str) -> bool:
+    try:
+        ULID.from_str(task_id)
+    except ValueError:
+        return False
+    return True
+
+
+def _apply(
+    engine: Engine,
+    record: TaskRecord,
+    *,
+    action: ActionName,
+    actor: str,
+    reason: str | None,
+    action_key: str | None,
+    build: Callable[[TaskState, datetime], Update],
+    allowed: frozenset[TaskStatus],
+) -> TaskRecord:
+    """Apply an admin action once: a repeated request with the same key changes nothing more."""
+    now = engine.clock()
+    state = record.state
+    action_id = f"key:{action}:{action_key}" if action_key else f"{now:%Y%m%dT%H%M%S}:{ULID()}"
+    if action_key and engine.store.has_action(state.task_id, action_id):
+        return get_task(engine, state.task_id, None)
+    if state.status not in allowed:
+        raise ConflictError(
+            f"cannot {action} a task in status {state.status.value}", field="status"
+        )
+
+    entry = AdminAction(
+        action=action, actor=actor, at=now, reason=reason, generation=state.generation
+    )
+    update = transitions.at_version(build(state, now), state)
+    try:
+        applied = engine.store.apply_action(
+            state.task_id, update, entry, action_id, now + timedelta(days=365)
+        )
+    except StaleStateError as error:
+        raise ConflictError(
+            "the task changed while the action was applied; read it and try again", field="status"
+        ) from error
+    updated = get_task(engine, state.task_id, None)
+    if applied:
+        log_transition(updated.state, reason=f"{action} by {actor}")
+    return updated
+
+
+def cancel(
+    engine: Engine,
+    task_id: str,
+    *,
+    tenant: str | None,
+    actor: str,
+    reason: str | None,
+    action_key: str | None,
+) -> TaskRecord:
+    record = get_task(engine, task_id, tenant)
+    return _apply(
+        engine,
+        record,
+        action="cancel",
+        actor=actor,
+        reason=reason,
+        action_key=action_key,
+        build=lambda _, now: transitions.cancel(
+            now=now, expires_at=engine.store.terminal_expiry(now)
+        ),
+        allowed=frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.RETRY_SCHEDULED}),
+    )
+
+
+def retry_now(
+    engine: Engine, task_id: str, *, actor: str, reason: str | None, action_key: str | None
+) -> TaskRecord:
+    redispatch = timedelta(seconds=engine.settings.redispatch_after_seconds)
+    record = _apply(
+        engine,
+        get_task(engine, task_id, None),
+        action="retry",
+        actor=actor,
+        reason=reason,
+        action_key=action_key,
+        build=lambda _, now: transitions.retry_now(now=now, due_at=now + redispatch),
+        allowed=frozenset({TaskStatus.RETRY_SCHEDULED}),
+    )
+    if record.state.status is TaskStatus.RETRY_SCHEDULED:
+        enqueue(engine, record.state, engine.clock())
+    return record
+
+
+def replay(
+    engine: Engine, task_id: str, *, actor: str, reason: str, action_key: str | None
+) -> TaskRecord:
+    settings = engine.settings
+    redispatch = timedelta(seconds=settings.redispatch_after_seconds)
+    before = get_task(engine, task_id, None)
+    record = _apply(
+        engine,
+        before,
+        action="replay",
+        actor=actor,
+        reason=reason,
+        action_key=action_key,
+        build=lambda state, now: transitions.replay(state=state, now=now, due_at=now + redispatch),
+        allowed=frozenset({TaskStatus.DEAD_LETTER, TaskStatus.COMPLETED}),
+    )
+    if record.state.generation > before.state.generation:
+        now = engine.clock()
+        keep = timedelta(
+            seconds=record.spec.retry.max_retry_duration_seconds,
+            days=settings.task_retention_days,
+        )
+        engine.store.extend_spec_expiry(task_id, now + keep)
+        if record.state.status is TaskStatus.PENDING:
+            enqueue(engine, record.state, now)
+    return record
+
+
+def encode_cursor(task_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": task_id}).encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        before = data["before"]
+        ULID.from_str(before)
+    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        raise InvalidRequestError("not a cursor returned by this API", field="cursor") from error
+    return str(before)
+
+
+def list_tasks(
+    engine: Engine, *, status: TaskStatus | None, limit: int, cursor: str | None
+) -> TaskPage:
+    """Newest first. Without a status, pages merge every status partition by task id."""
+    before = decode_cursor(cursor)
+    statuses = [status] if status else list(TaskStatus)
+    states: list[TaskState] = []
+    for each in statuses:
+        states.extend(engine.store.list_by_status(each, before, limit))
+    states.sort(key=lambda state: state.task_id, reverse=True)
+    page = states[:limit]
+    more = len(page) == limit
+    next_cursor = encode_cursor(page[-1].task_id) if page and more else None
+    return TaskPage(items=[summary(state) for state in page], next_cursor=next_cursor)
+
+
+def stats(engine: Engine) -> StatsView:
+    counts = {status: engine.store.count_by_status(status) for status in TaskStatus}
+    return StatsView(counts=counts, queues=engine.queue.depths())
+
+
+def health(engine: Engine) -> HealthView:
+    checks: dict[str, str] = {}
+    for name, probe in (("dynamodb", engine.store.ping), ("sqs", engine.queue.depths)):
+        try:
+            probe()
+            checks[name] = "ok"
+        except DependencyError as error:
+            checks[name] = f"error: {error}"
+    checks["redis"] = "ok" if engine.guard.ping() else "unreachable"
+    if checks["dynamodb"] != "ok" or checks["sqs"] != "ok":
+        return HealthView(status="down", checks=checks)
+    if checks["redis"] != "ok":
+        return HealthView(status="degraded", checks=checks)
+    return HealthView(status="ok", checks=checks)
