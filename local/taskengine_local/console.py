@@ -94,9 +94,12 @@ def install(console: Console, *, verbose: bool) -> ConsoleHandler:
     json_handler = getattr(logging.getLogger(ENGINE_LOGGER), "powertools_handler", None)
     if isinstance(json_handler, logging.Handler) and not verbose:
         json_handler.setLevel(logging.CRITICAL + 1)
-    # The moto server's request log would drown everything else.
-    logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.ERROR)
     return handler
+
+
+def quiet_moto(*, verbose: bool) -> None:
+    """The moto server logs every AWS request it serves; that would drown everything else."""
+    logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.ERROR)
 
 
 def uninstall(handler: ConsoleHandler) -> None:

@@ -155,6 +155,7 @@ class LocalStack:
         self.stop()
 
     def _start_backends(self) -> None:
+        console.quiet_moto(verbose=self.options.verbose)
         self._moto = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
         self._moto.start()
         self._resources = create_resources(
