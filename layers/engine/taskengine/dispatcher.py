@@ -44,7 +44,15 @@ class Dispatcher:
             )
 
         report = DispatchReport()
-        for state in (state for batch in batches for state in batch):
+        due = [state for batch in batches for state in batch]
+        backlog = self._backlog() if any(state.dispatch_count for state in due) else 0
+        for state in due:
+            if backlog and state.dispatch_count and state.status is not TaskStatus.RUNNING:
+                # Messages are still waiting in the queue: this task's message is most likely
+                # among them, not lost. Sending it again would only deepen the backlog, and
+                # counting it towards poison would dead-letter healthy work.
+                report.skipped += 1
+                continue
             try:
                 self._handle(state, now, report)
             except StaleStateError:
@@ -65,6 +73,13 @@ class Dispatcher:
                 },
             )
         return report
+
+    def _backlog(self) -> int:
+        try:
+            work = self._engine.queue.depths()["work"]
+        except DependencyError:
+            return 0
+        return work["visible"] + work["in_flight"]
 
     def _handle(self, state: TaskState, now: datetime, report: DispatchReport) -> None:
         if state.status in (TaskStatus.PENDING, TaskStatus.RETRY_SCHEDULED):

@@ -223,48 +223,48 @@ class TaskStore:
         idempotency: IdempotencyRecord | None,
         now: datetime,
     ) -> bool:
-        """Write a new task atomically with its idempotency key; False if the key is taken."""
-        items: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": self._state_item(state, due_at),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": self._spec_item(state.task_id, spec, spec_expires_at),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-        ]
-        if idempotency is not None:
-            items.append(
+        """Write a new task (with its idempotency key, atomically); False if the key is taken."""
+        state_put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": self._state_item(state, due_at),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        spec_put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": self._spec_item(state.task_id, spec, spec_expires_at),
+        }
+        if idempotency is None:
+            # Without a key there is nothing to keep atomic with the task, and two single
+            # writes cost half a transaction. The spec goes first so a state item never
+            # exists without it; a spec orphaned by a failed second write expires by TTL.
+            try:
+                self._client.put_item(**spec_put)
+                self._client.put_item(**state_put)
+            except (ClientError, BotoCoreError) as error:
+                raise dependency_error("PutItem", error) from error
+            return True
+
+        idem_put = {
+            "TableName": self._table,
+            "Item": serialize(
                 {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": serialize(
-                            {
-                                names.PK: _idem_pk(idempotency.tenant, idempotency.key),
-                                names.SK: IDEM,
-                                "task_id": idempotency.task_id,
-                                "fingerprint": idempotency.fingerprint,
-                                names.TTL_ATTRIBUTE: idempotency.expires_at,
-                            }
-                        ),
-                        # DynamoDB deletes expired items lazily, so an expired key counts as free.
-                        "ConditionExpression": "attribute_not_exists(pk) OR #exp < :now",
-                        "ExpressionAttributeNames": {"#exp": names.TTL_ATTRIBUTE},
-                        "ExpressionAttributeValues": {":now": {"N": str(epoch_seconds(now))}},
-                    }
+                    names.PK: _idem_pk(idempotency.tenant, idempotency.key),
+                    names.SK: IDEM,
+                    "task_id": idempotency.task_id,
+                    "fingerprint": idempotency.fingerprint,
+                    names.TTL_ATTRIBUTE: idempotency.expires_at,
                 }
-            )
+            ),
+            # DynamoDB deletes expired items lazily, so an expired key counts as free.
+            "ConditionExpression": "attribute_not_exists(pk) OR #exp < :now",
+            "ExpressionAttributeNames": {"#exp": names.TTL_ATTRIBUTE},
+            "ExpressionAttributeValues": {":now": {"N": str(epoch_seconds(now))}},
+        }
+        items = [{"Put": state_put}, {"Put": spec_put}, {"Put": idem_put}]
         try:
             self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
         except ClientError as error:
-            if error_code(error) == "TransactionCanceledException" and idempotency is not None:
+            if error_code(error) == "TransactionCanceledException":
                 reasons = error.response.get("CancellationReasons", [])
                 if len(reasons) == 3 and reasons[2].get("Code") == "ConditionalCheckFailed":
                     return False
