@@ -26,6 +26,7 @@ from harness import (
     Worker,
     aws_client,
     create_resources,
+    empty_resources,
     http_event,
     redis_db,
 )
@@ -51,18 +52,28 @@ def redis_client() -> redis.Redis:
     return redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=redis_db())
 
 
-@pytest.fixture
-def stack(moto_endpoint: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Stack:
-    """Empty resources, the engine's environment, and handlers that use both."""
+@pytest.fixture(scope="session")
+def resources(moto_endpoint: str) -> Stack:
+    """The table, queues and key, created once per worker as the deployed stack names them."""
     httpx.post(f"{moto_endpoint}/moto-api/reset").raise_for_status()
-    redis_client.flushdb()
     work_url, dlq_url = create_resources(moto_endpoint)
-    built = Stack(moto_endpoint, work_url, dlq_url, redis_db())
+    return Stack(moto_endpoint, work_url, dlq_url, redis_db())
+
+
+@pytest.fixture
+def stack(resources: Stack, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """Empty resources and Redis, and the engine's environment for the handlers."""
+    empty_resources(
+        resources.endpoint_url, (resources.work_queue_url, resources.dead_letter_queue_url)
+    )
+    redis_client.flushdb()
+    built = resources
+    work_url = built.work_queue_url
     for name, value in built.environment().items():
         monkeypatch.setenv(name, value)
 
-    # Queue URLs stay the same across resets, so one engine serves every test of a worker;
-    # it is rebuilt only if something else in this process cached other settings.
+    # One engine serves every test of a worker; it is rebuilt only if something else in
+    # this process cached other settings.
     if load_settings().work_queue_url != work_url or load_settings().redis_url != built.redis_url:
         load_settings.cache_clear()
         load_retry_defaults.cache_clear()
@@ -82,7 +93,6 @@ def dynamodb(stack: Stack) -> Any:
 
 @pytest.fixture
 def api(stack: Stack) -> Api:
-
     def call(method: str, path: str, **kwargs: Any) -> ApiResponse:
         response = api_handler(http_event(method, path, **kwargs), LambdaContext())
         return ApiResponse(

@@ -90,10 +90,8 @@ def aws_client(service: str, endpoint_url: str) -> Any:
     )
 
 
-def create_resources(endpoint_url: str) -> tuple[str, str]:
-    aws_client("dynamodb", endpoint_url).create_table(
-        **schema.create_table_request(names.TABLE_NAME)
-    )
+def create_queues(endpoint_url: str) -> tuple[str, str]:
+    """The work queue (redriving to the DLQ after MAX_RECEIVE_COUNT receives) and the DLQ."""
     sqs = aws_client("sqs", endpoint_url)
     dlq_url = sqs.create_queue(QueueName=names.DEAD_LETTER_QUEUE_NAME)["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
@@ -108,10 +106,39 @@ def create_resources(endpoint_url: str) -> tuple[str, str]:
             "RedrivePolicy": json.dumps(redrive),
         },
     )["QueueUrl"]
+    return work_url, dlq_url
+
+
+def create_resources(endpoint_url: str) -> tuple[str, str]:
+    table = schema.create_table_request(names.TABLE_NAME)
+    aws_client("dynamodb", endpoint_url).create_table(**table)
     kms = aws_client("kms", endpoint_url)
     key_id = kms.create_key()["KeyMetadata"]["KeyId"]
     kms.create_alias(AliasName=names.HEADER_KEY_ALIAS, TargetKeyId=key_id)
-    return work_url, dlq_url
+    return create_queues(endpoint_url)
+
+
+def empty_resources(endpoint_url: str, queue_urls: tuple[str, ...]) -> None:
+    """Delete every item and message; cheaper than recreating the table and the key.
+
+    The queues are recreated (their URLs stay the same): PurgeQueue allows one call a minute.
+    """
+    sqs = aws_client("sqs", endpoint_url)
+    for url in queue_urls:
+        sqs.delete_queue(QueueUrl=url)
+    if create_queues(endpoint_url) != queue_urls:
+        raise AssertionError("queue URLs changed when the queues were recreated")
+    dynamodb = aws_client("dynamodb", endpoint_url)
+    keys = [
+        {names.PK: item[names.PK], names.SK: item[names.SK]}
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=names.TABLE_NAME, ProjectionExpression="pk, sk"
+        )
+        for item in page["Items"]
+    ]
+    for start in range(0, len(keys), 25):
+        requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+        dynamodb.batch_write_item(RequestItems={names.TABLE_NAME: requests})
 
 
 # -- calling the handlers --------------------------------------------------------------------
