@@ -1,7 +1,10 @@
-"""Build the two Lambda layers without Docker, for python3.12 on arm64.
+"""Build the Lambda layers and function bundles without Docker, for python3.12 on arm64.
 
     build/layers/deps/python/...            runtime dependencies (pinned in layers/requirements.txt)
     build/layers/engine/python/taskengine   the engine package from layers/engine/taskengine
+    build/functions/<name>/functions/...    one bundle per function: functions/__init__.py and
+                                            functions/<name>/, so handlers keep importing
+                                            their siblings as `functions.<name>.<module>`
 
 The dependency wheels are installed with pip's cross-platform options
 (manylinux2014_aarch64, cp312, binary wheels only), so the host's Python version and CPU do
@@ -40,6 +43,9 @@ BUILD_DIR: Final = ROOT / "build" / "layers"
 DEPS_LAYER_DIR: Final = BUILD_DIR / "deps"
 ENGINE_LAYER_DIR: Final = BUILD_DIR / "engine"
 DEPS_STAMP: Final = BUILD_DIR / "deps.stamp"
+FUNCTIONS_SOURCE: Final = ROOT / "functions"
+FUNCTIONS_BUILD_DIR: Final = ROOT / "build" / "functions"
+FUNCTION_NAMES: Final = ("api", "worker", "scheduler")
 
 PYTHON_VERSION: Final = "3.12"
 PLATFORM_ARGS: Final = (
@@ -60,6 +66,7 @@ FIXED_MTIME: Final = 315_532_800
 EXCLUDED_NAMES: Final = frozenset({"__pycache__", "bin"})
 EXCLUDED_SUFFIXES: Final = (".pyc", ".pyo")
 DIGEST_HEADER: Final = "# dependencies-sha256: "
+_IGNORED_SOURCES: Final = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
 
 
 def runtime_dependencies() -> list[str]:
@@ -160,12 +167,27 @@ def build_engine_layer() -> None:
         shutil.copytree(
             ENGINE_SOURCE,
             staging / "python" / "taskengine",
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo"),
+            ignore=_IGNORED_SOURCES,
         )
         _normalise(staging)
         _replace_dir(staging, ENGINE_LAYER_DIR)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def build_function_bundles() -> None:
+    """Copy each function folder under build/functions/<name>/functions/<name>."""
+    FUNCTIONS_BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    for name in FUNCTION_NAMES:
+        staging = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=FUNCTIONS_BUILD_DIR))
+        try:
+            package = staging / "functions"
+            shutil.copytree(FUNCTIONS_SOURCE / name, package / name, ignore=_IGNORED_SOURCES)
+            shutil.copy2(FUNCTIONS_SOURCE / "__init__.py", package / "__init__.py")
+            _normalise(staging)
+            _replace_dir(staging, FUNCTIONS_BUILD_DIR / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def build(*, force: bool = False, relock: bool = False) -> None:
@@ -175,9 +197,11 @@ def build(*, force: bool = False, relock: bool = False) -> None:
     check_lock_is_current(dependencies)
     rebuilt = build_deps_layer(force=force)
     build_engine_layer()
+    build_function_bundles()
     state = "built" if rebuilt else "unchanged"
     print(f"deps layer {state}: {DEPS_LAYER_DIR.relative_to(ROOT)} ({_size_mb(DEPS_LAYER_DIR)})")
     print(f"engine layer built: {ENGINE_LAYER_DIR.relative_to(ROOT)}")
+    print(f"function bundles built: {FUNCTIONS_BUILD_DIR.relative_to(ROOT)}")
 
 
 def _normalise(root: Path) -> None:

@@ -1,0 +1,236 @@
+"""Dashboard and alarms, built from the metric names the engine itself declares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+from taskengine import names
+from taskengine.names import Metric
+
+from infra.constructs.engine_function import EngineFunction
+from infra.constructs.queues import EngineQueues
+
+# Powertools Metrics adds the service name as the only default dimension.
+ENGINE_DIMENSIONS = {"service": names.SERVICE}
+ALARM_PERIOD = cdk.Duration.minutes(5)
+GRAPH_PERIOD = cdk.Duration.minutes(1)
+SUM = cloudwatch.Stats.SUM
+MAXIMUM = cloudwatch.Stats.MAXIMUM
+GREATER = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+LESS = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+WIDGET_WIDTH = 8
+
+
+def engine_metric(
+    metric_name: str, *, statistic: str = SUM, period: cdk.Duration = GRAPH_PERIOD
+) -> cloudwatch.Metric:
+    """A metric the engine emits; `metric_name` must be one of taskengine.names.ALL_METRICS."""
+    if metric_name not in names.ALL_METRICS:
+        raise ValueError(f"{metric_name!r} is not a metric the engine emits")
+    return cloudwatch.Metric(
+        namespace=names.METRICS_NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map=ENGINE_DIMENSIONS,
+        statistic=statistic,
+        period=period,
+    )
+
+
+class EngineMonitoring(Construct):
+    """A dashboard of the engine's health and alarms that notify an encrypted SNS topic."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        queues: EngineQueues,
+        http_api: apigwv2.HttpApi,
+        api: EngineFunction,
+        worker: EngineFunction,
+        scheduler: EngineFunction,
+        oldest_message_age_threshold: cdk.Duration,
+        alarm_emails: Sequence[str],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._functions = {"Api": api, "Worker": worker, "Scheduler": scheduler}
+        self.alarm_topic = self._create_topic(alarm_emails)
+        self.alarms: list[cloudwatch.Alarm] = []
+        self._create_alarms(queues, http_api, oldest_message_age_threshold)
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", default_interval=cdk.Duration.hours(3)
+        )
+        self._add_widgets(queues, http_api)
+
+    def _create_topic(self, alarm_emails: Sequence[str]) -> sns.Topic:
+        # CloudWatch cannot publish to a topic under the AWS-managed SNS key: it needs this
+        # key's permission, given below.
+        key = kms.Key(
+            self,
+            "TopicKey",
+            description="taskengine: encrypts the alarm topic",
+            enable_key_rotation=True,
+        )
+        key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"
+        )
+        topic = sns.Topic(
+            self, "Alarms", display_name="taskengine alarms", master_key=key, enforce_ssl=True
+        )
+        for email in alarm_emails:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
+        return topic
+
+    def _create_alarms(
+        self,
+        queues: EngineQueues,
+        http_api: apigwv2.HttpApi,
+        oldest_message_age_threshold: cdk.Duration,
+    ) -> None:
+        self._alarm(
+            "DeadLettersWaiting",
+            "Messages are waiting in the dead-letter queue",
+            queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                statistic=MAXIMUM, period=GRAPH_PERIOD
+            ),
+            threshold=0,
+        )
+        self._alarm(
+            "WorkQueueBacklog",
+            "The oldest work message waits longer than the threshold (seconds)",
+            queues.work_queue.metric_approximate_age_of_oldest_message(
+                statistic=MAXIMUM, period=ALARM_PERIOD
+            ),
+            threshold=oldest_message_age_threshold.to_seconds(),
+        )
+        for name, function in self._functions.items():
+            self._alarm(
+                f"{name}Errors",
+                f"The {name.lower()} function failed invocations",
+                function.function.metric_errors(statistic=SUM, period=ALARM_PERIOD),
+                threshold=0,
+            )
+            self._alarm(
+                f"{name}Throttles",
+                f"The {name.lower()} function was throttled",
+                function.function.metric_throttles(statistic=SUM, period=ALARM_PERIOD),
+                threshold=0,
+            )
+        self._alarm(
+            "SchedulerNotRunning",
+            "The scheduler has not completed a run in five minutes: due tasks are not dispatched",
+            engine_metric(Metric.SCHEDULER_RUNS, period=ALARM_PERIOD),
+            threshold=1,
+            comparison=LESS,
+            missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
+        self._alarm(
+            "RedisUnavailable",
+            "The engine runs degraded without Redis (DynamoDB guards alone)",
+            engine_metric(Metric.REDIS_UNAVAILABLE, period=ALARM_PERIOD),
+            threshold=0,
+        )
+        self._alarm(
+            "ApiServerErrors",
+            "The HTTP API answered with 5xx",
+            http_api.metric_server_error(statistic=SUM, period=ALARM_PERIOD),
+            threshold=0,
+        )
+
+    def _alarm(
+        self,
+        construct_id: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        *,
+        threshold: float,
+        comparison: cloudwatch.ComparisonOperator = GREATER,
+        missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_description=f"taskengine: {description}",
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=comparison,
+            evaluation_periods=1,
+            treat_missing_data=missing_data,
+        )
+        action = cloudwatch_actions.SnsAction(self.alarm_topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        self.alarms.append(alarm)
+
+    def _add_widgets(self, queues: EngineQueues, http_api: apigwv2.HttpApi) -> None:
+        def graph(title: str, *metrics: cloudwatch.IMetric) -> cloudwatch.GraphWidget:
+            return cloudwatch.GraphWidget(title=title, left=list(metrics), width=WIDGET_WIDTH)
+
+        self.dashboard.add_widgets(
+            graph(
+                "Tasks",
+                engine_metric(Metric.TASKS_SUBMITTED),
+                engine_metric(Metric.TASKS_COMPLETED),
+            ),
+            graph(
+                "Attempts",
+                engine_metric(Metric.ATTEMPTS_STARTED),
+                engine_metric(Metric.ATTEMPTS_FAILED),
+                engine_metric(Metric.RETRIES_SCHEDULED),
+            ),
+            graph(
+                "Dead letters and duplicates",
+                engine_metric(Metric.DEAD_LETTERS),
+                engine_metric(Metric.POISON_MESSAGES),
+                engine_metric(Metric.DUPLICATES_SUPPRESSED),
+            ),
+        )
+        self.dashboard.add_widgets(
+            graph(
+                "Attempt duration (p50, p99)",
+                engine_metric(Metric.ATTEMPT_DURATION, statistic=cloudwatch.Stats.p(50)),
+                engine_metric(Metric.ATTEMPT_DURATION, statistic=cloudwatch.Stats.p(99)),
+            ),
+            graph(
+                "Queues",
+                queues.work_queue.metric_approximate_age_of_oldest_message(
+                    statistic=MAXIMUM, period=GRAPH_PERIOD
+                ),
+                queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    statistic=MAXIMUM, period=GRAPH_PERIOD
+                ),
+            ),
+            graph(
+                "Scheduler",
+                engine_metric(Metric.SCHEDULER_RUNS),
+                engine_metric(Metric.SCHEDULER_DISPATCHED),
+                engine_metric(Metric.SCHEDULER_LAG, statistic=MAXIMUM),
+                engine_metric(Metric.LEASES_RECOVERED),
+            ),
+        )
+        self.dashboard.add_widgets(
+            graph(
+                "Lambda errors",
+                *(f.function.metric_errors(statistic=SUM) for f in self._functions.values()),
+            ),
+            graph(
+                "Lambda throttles",
+                *(f.function.metric_throttles(statistic=SUM) for f in self._functions.values()),
+            ),
+            graph(
+                "API responses",
+                http_api.metric_client_error(statistic=SUM, period=GRAPH_PERIOD),
+                http_api.metric_server_error(statistic=SUM, period=GRAPH_PERIOD),
+                engine_metric(Metric.REDIS_UNAVAILABLE),
+                engine_metric(Metric.ENQUEUE_FAILURES),
+            ),
+        )
