@@ -179,11 +179,23 @@ class LocalStack:
             # Emitted on every invocation that records no metric; noise on a dev console.
             warnings.filterwarnings("ignore", message="No application metrics to publish")
         handlers = tuple(
-            cast(LambdaHandler, importlib.import_module(module).lambda_handler)
+            self._quiet(cast(LambdaHandler, importlib.import_module(module).lambda_handler))
             for module in (API_HANDLER, WORKER_HANDLER, SCHEDULER_HANDLER)
         )
         self._log_handler = console.install(self._console, verbose=self.options.verbose)
         return handlers[0], handlers[1], handlers[2]
+
+    def _quiet(self, handler: LambdaHandler) -> LambdaHandler:
+        if self.options.verbose:
+            return handler
+
+        def invoke(event: dict[str, Any], context: Any) -> Any:
+            try:
+                return handler(event, context)
+            finally:
+                console.discard_metrics()
+
+        return invoke
 
     def _start_runtime(
         self, api: LambdaHandler, worker: LambdaHandler, scheduler: LambdaHandler
