@@ -194,3 +194,38 @@ def test_a_negative_delay_is_refused_naming_the_field(api: Api, downstream: Down
 
     assert response.status == 422
     assert response.json["field"] == "delay_seconds"
+
+
+def test_a_cancelled_far_future_task_is_never_dispatched(
+    api: Api, downstream: Downstream, queues: Queues, make_engine: Any
+) -> None:
+    # Given a far-future task that was cancelled
+    submitted = api("POST", TASKS, body=http_task(downstream.url("/never"), delay_seconds=54_524))
+    api("POST", f"{TASKS}/{submitted.json['task_id']}/cancel")
+
+    # When the scheduler runs at its due time
+    due = datetime.fromisoformat(submitted.json["next_attempt_at"])
+    report = Dispatcher(make_engine(clock=Clock(due))).run_once()
+
+    # Then nothing is sent
+    assert report.dispatched == 0
+    assert queues.total(queues.work_url) == 0
+
+
+def test_a_schedule_in_the_past_runs_now(api: Api, downstream: Downstream, worker: Worker) -> None:
+    submitted = api(
+        "POST",
+        TASKS,
+        body=http_task(downstream.url("/past"), schedule_at="2001-01-01T00:00:00Z"),
+    )
+
+    worker.drain()
+
+    assert submitted.status == 202
+    assert len(downstream.calls_to("/past")) == 1
+
+
+def test_the_scheduler_handler_reports_its_run(scheduler: Any) -> None:
+    report = scheduler()
+
+    assert report == {"dispatched": 0, "recovered": 0, "poisoned": 0, "lag_ms": 0}
