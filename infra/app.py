@@ -13,10 +13,15 @@ DEFAULT_STACK_NAME = "TaskEngine"
 CONTEXT_STACK_NAME = "taskengine:stackName"
 
 
-def build_app(app: cdk.App | None = None) -> tuple[cdk.App, TaskEngineStack]:
-    """The app with its stack; synthesis fails on any unacknowledged cdk-nag finding."""
-    app = app or cdk.App()
+def add_checks(app: cdk.App) -> None:
+    """Make synthesis fail on any unacknowledged cdk-nag AwsSolutions finding."""
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def build_app(app: cdk.App | None = None) -> tuple[cdk.App, TaskEngineStack]:
+    """The app with its stack, checked by cdk-nag when synthesised."""
+    app = app or cdk.App()
+    add_checks(app)
     stack_name = str(app.node.try_get_context(CONTEXT_STACK_NAME) or DEFAULT_STACK_NAME)
     stack = TaskEngineStack(
         app,

@@ -1,0 +1,143 @@
+"""Alarms and dashboard: thresholds, the alarm topic, and metric names from taskengine.names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from infra_queries import Synthesized, by_path, dashboard_metrics, of_type
+from taskengine import names
+from taskengine.names import Metric
+
+pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+
+ENGINE_DIMENSIONS = [{"Name": "service", "Value": names.SERVICE}]
+
+
+def _alarm(synthesized: Synthesized, name: str) -> dict[str, Any]:
+    _, alarm = by_path(synthesized.template_json, f"Engine/Monitoring/{name}/Resource")
+    properties: dict[str, Any] = alarm["Properties"]
+    return properties
+
+
+def _engine_alarms(synthesized: Synthesized) -> list[dict[str, Any]]:
+    alarms = of_type(synthesized.template_json, "AWS::CloudWatch::Alarm").values()
+    return [
+        alarm["Properties"]
+        for alarm in alarms
+        if alarm["Properties"].get("Namespace") == names.METRICS_NAMESPACE
+    ]
+
+
+def test_alarm_fires_on_the_first_message_in_the_dlq(synthesized: Synthesized) -> None:
+    alarm = _alarm(synthesized, "DeadLettersWaiting")
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == 0
+
+
+def test_alarm_fires_when_work_waits_beyond_the_longest_sqs_delay(
+    synthesized: Synthesized,
+) -> None:
+    alarm = _alarm(synthesized, "WorkQueueBacklog")
+    assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
+    assert alarm["Threshold"] > 900
+
+
+def test_scheduler_alarm_treats_missing_runs_as_breaching(synthesized: Synthesized) -> None:
+    # Given the scheduler heartbeat alarm
+    alarm = _alarm(synthesized, "SchedulerNotRunning")
+    # Then fewer than one run in five minutes, or no data at all, sets it off
+    assert alarm["MetricName"] == Metric.SCHEDULER_RUNS
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["Threshold"] == 1
+    assert alarm["Period"] == 300
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_alarm_fires_when_the_engine_runs_without_redis(synthesized: Synthesized) -> None:
+    alarm = _alarm(synthesized, "RedisUnavailable")
+    assert alarm["MetricName"] == Metric.REDIS_UNAVAILABLE
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == 0
+
+
+@pytest.mark.parametrize("name", ["Api", "Worker", "Scheduler"])
+def test_each_function_alarms_on_errors_and_throttles(synthesized: Synthesized, name: str) -> None:
+    for suffix, metric in (("Errors", "Errors"), ("Throttles", "Throttles")):
+        alarm = _alarm(synthesized, f"{name}{suffix}")
+        assert alarm["MetricName"] == metric
+        assert alarm["Threshold"] == 0
+
+
+def test_every_alarm_notifies_the_encrypted_topic(synthesized: Synthesized) -> None:
+    # Given the alarm topic
+    template = synthesized.template_json
+    topic_id, topic = by_path(template, "Engine/Monitoring/Alarms/Resource")
+    # Then it is KMS-encrypted and every alarm sends both ALARM and OK to it
+    assert "KmsMasterKeyId" in topic["Properties"]
+    for alarm in of_type(template, "AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": topic_id}]
+        assert alarm["Properties"]["OKActions"] == [{"Ref": topic_id}]
+
+
+def test_engine_alarms_watch_metrics_the_engine_emits(synthesized: Synthesized) -> None:
+    # Given the alarms on the engine's own namespace
+    alarms = _engine_alarms(synthesized)
+    # Then each names a metric from taskengine.names with the Powertools service dimension
+    assert alarms
+    for alarm in alarms:
+        assert alarm["MetricName"] in names.ALL_METRICS
+        assert alarm["Dimensions"] == ENGINE_DIMENSIONS
+
+
+def test_dashboard_graphs_only_metrics_the_engine_emits(synthesized: Synthesized) -> None:
+    # Given every dashboard metric in the engine's namespace
+    engine_metrics = [
+        metric
+        for metric in dashboard_metrics(synthesized.template_json)
+        if metric[0] == names.METRICS_NAMESPACE
+    ]
+    # Then each is in taskengine.names.ALL_METRICS, dimensioned by service=taskengine
+    assert engine_metrics
+    for metric in engine_metrics:
+        assert metric[1] in names.ALL_METRICS
+        assert metric[2:4] == ["service", names.SERVICE]
+
+
+def test_dashboard_shows_the_metrics_operators_need(synthesized: Synthesized) -> None:
+    # Given the names of every dashboard metric
+    shown = {metric[1] for metric in dashboard_metrics(synthesized.template_json)}
+    # Then the engine's, the queues', Lambda's and the API's key signals are there
+    assert {
+        Metric.TASKS_SUBMITTED,
+        Metric.TASKS_COMPLETED,
+        Metric.ATTEMPTS_FAILED,
+        Metric.RETRIES_SCHEDULED,
+        Metric.DEAD_LETTERS,
+        Metric.DUPLICATES_SUPPRESSED,
+        Metric.ATTEMPT_DURATION,
+        Metric.SCHEDULER_DISPATCHED,
+        Metric.SCHEDULER_LAG,
+        "ApproximateAgeOfOldestMessage",
+        "ApproximateNumberOfMessagesVisible",
+        "Errors",
+        "Throttles",
+        "4xx",
+        "5xx",
+    } <= shown
+
+
+def test_attempt_duration_is_graphed_at_p50_and_p99(synthesized: Synthesized) -> None:
+    stats = {
+        metric[-1].get("stat")
+        for metric in dashboard_metrics(synthesized.template_json)
+        if metric[1] == Metric.ATTEMPT_DURATION
+    }
+    assert stats == {"p50", "p99"}
+
+
+def test_scheduler_runs_every_minute(synthesized: Synthesized) -> None:
+    (rule,) = of_type(synthesized.template_json, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert rule["Properties"]["State"] == "ENABLED"
