@@ -14,6 +14,7 @@ from taskengine import transitions
 from taskengine.dispatcher import Dispatcher
 from taskengine.models import WorkMessage
 from taskengine.runner import AttemptRunner, RunResult
+from ulid import ULID
 
 import functions.worker.handler as worker_module
 
@@ -255,3 +256,25 @@ def test_retry_after_as_a_future_http_date_is_honoured(
     planned = datetime.fromisoformat(task["next_attempt_at"])
     assert abs((planned - when.replace(microsecond=0)).total_seconds()) <= 1.0
     assert json.dumps(task)  # the record stays serialisable
+
+
+def test_a_message_for_an_unknown_task_is_dropped_without_failing_the_batch(
+    worker: Worker, queues: Queues
+) -> None:
+    worker.send_raw(WorkMessage(task_id=str(ULID()), generation=0, attempt=1).model_dump_json())
+
+    result = worker.run_batch()
+
+    assert result is not None
+    assert result.failed_ids == set()
+    assert queues.total(queues.work_url) == 0
+
+
+def test_a_valid_json_message_of_the_wrong_shape_is_poison(worker: Worker, queues: Queues) -> None:
+    worker.send_raw('{"task": "nope"}')
+
+    result = worker.run_batch()
+
+    assert result is not None
+    dead = queues.dead_letters()
+    assert result.failed_ids or [d["raw_body"] for d in dead] == ['{"task": "nope"}']

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from harness import Api, Downstream, Queues, Reply, Worker, http_task
 from taskengine.models import WorkMessage
 
@@ -259,3 +260,22 @@ def test_retry_now_of_a_task_that_is_not_waiting_is_a_conflict(
 
     assert response.status == 409
     assert response.json["field"] == "status"
+
+
+@pytest.mark.xfail(
+    strict=True, reason="POST /v1/admin/dead-letters/redrive (DESIGN.md) has no route yet"
+)
+def test_dead_letters_can_be_redriven_in_bulk(
+    api: Api, downstream: Downstream, worker: Worker
+) -> None:
+    # Given a dead-lettered task
+    task_id = submit(api, http_task(downstream.script("/bulk", Reply(404), Reply(200))))
+    worker.drain()
+
+    # When an operator redrives the dead letters
+    response = api("POST", "/v1/admin/dead-letters/redrive", body={"limit": 10})
+
+    # Then the task runs again as a new generation
+    assert response.status == 200
+    worker.drain()
+    assert read(api, task_id)["status"] == "COMPLETED"
