@@ -41,12 +41,16 @@ class TaskEngineStack(cdk.Stack):
 def props_from_context(scope: Construct) -> TaskEngineProps:
     node = scope.node
     return TaskEngineProps(
-        nat_gateways=int(node.try_get_context(CONTEXT_NAT_GATEWAYS) or 1),
+        nat_gateways=_int(node.try_get_context(CONTEXT_NAT_GATEWAYS), 1),
         interface_endpoints=_flag(node.try_get_context(CONTEXT_INTERFACE_ENDPOINTS), True),
         deletion_protection=_flag(node.try_get_context(CONTEXT_DELETION_PROTECTION), True),
         alarm_emails=_list(node.try_get_context(CONTEXT_ALARM_EMAILS)),
         invocable_function_arns=_list(node.try_get_context(CONTEXT_INVOCABLE_FUNCTION_ARNS)),
     )
+
+
+def _int(value: object, default: int) -> int:
+    return default if value is None else int(str(value))
 
 
 def _flag(value: object, default: bool) -> bool:

@@ -241,6 +241,13 @@ class EngineFunctions(Construct):
     def _grant_lambda_targets(self) -> None:
         """Let the worker invoke `lambda` targets: the listed ARNs, else this account's."""
         arns = list(self._config.invocable_function_arns)
+        for pattern in (arn for arn in arns if "*" in arn):
+            acknowledge(
+                self.worker,
+                "IAM5",
+                "A function name pattern chosen by the deployer in invocable_function_arns.",
+                finding=f"Resource::{pattern}",
+            )
         if not arns:
             stack = cdk.Stack.of(self)
             arn = stack.format_arn(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
 from infra_queries import Synthesized, allowed_actions, by_path, function_id, resources_for
 from taskengine import names
+
+from infra.constructs import TaskEngine, TaskEngineProps
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 
@@ -156,3 +160,18 @@ def test_function_table_access_is_item_level_without_scans_or_table_changes(
 def test_no_function_policy_grants_every_action(synthesized: Synthesized) -> None:
     for name in FUNCTIONS:
         assert not any(a == "*" or a.endswith(":*") for a in _actions(synthesized, name))
+
+
+@pytest.mark.usefixtures("built_assets")
+def test_worker_invokes_only_the_listed_functions_when_given() -> None:
+    # Given an engine told which functions `lambda` targets may name
+    billing = "arn:aws:lambda:us-east-1:111122223333:function:billing"
+    stack = cdk.Stack(cdk.App(), "Scoped")
+    engine = TaskEngine(stack, "Engine", TaskEngineProps(invocable_function_arns=[billing]))
+    # When reading the worker's policy (resolved without a full synth)
+    policy = engine.functions.worker.role.node.find_child("DefaultPolicy")
+    assert isinstance(policy, iam.Policy)
+    statements = stack.resolve(policy.document.to_json())["Statement"]
+    # Then lambda:InvokeFunction is allowed on exactly that function
+    invoke = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    assert [s["Resource"] for s in invoke] == [billing]
