@@ -200,21 +200,29 @@ class EngineMonitoring(Construct):
                 engine_metric(Metric.ATTEMPT_DURATION, statistic=cloudwatch.Stats.p(50)),
                 engine_metric(Metric.ATTEMPT_DURATION, statistic=cloudwatch.Stats.p(99)),
             ),
-            graph(
-                "Queues",
-                queues.work_queue.metric_approximate_age_of_oldest_message(
-                    statistic=MAXIMUM, period=GRAPH_PERIOD
-                ),
-                queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    statistic=MAXIMUM, period=GRAPH_PERIOD
-                ),
+            cloudwatch.GraphWidget(
+                title="Oldest work message age (s); DLQ depth on the right",
+                left=[
+                    queues.work_queue.metric_approximate_age_of_oldest_message(
+                        statistic=MAXIMUM, period=GRAPH_PERIOD
+                    )
+                ],
+                right=[
+                    queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                        statistic=MAXIMUM, period=GRAPH_PERIOD
+                    )
+                ],
+                width=WIDGET_WIDTH,
             ),
-            graph(
-                "Scheduler",
-                engine_metric(Metric.SCHEDULER_RUNS),
-                engine_metric(Metric.SCHEDULER_DISPATCHED),
-                engine_metric(Metric.SCHEDULER_LAG, statistic=MAXIMUM),
-                engine_metric(Metric.LEASES_RECOVERED),
+            cloudwatch.GraphWidget(
+                title="Scheduler (lag on the right)",
+                left=[
+                    engine_metric(Metric.SCHEDULER_RUNS),
+                    engine_metric(Metric.SCHEDULER_DISPATCHED),
+                    engine_metric(Metric.LEASES_RECOVERED),
+                ],
+                right=[engine_metric(Metric.SCHEDULER_LAG, statistic=MAXIMUM)],
+                width=WIDGET_WIDTH,
             ),
         )
         self.dashboard.add_widgets(
@@ -230,6 +238,11 @@ class EngineMonitoring(Construct):
                 "API responses",
                 http_api.metric_client_error(statistic=SUM, period=GRAPH_PERIOD),
                 http_api.metric_server_error(statistic=SUM, period=GRAPH_PERIOD),
+            ),
+        )
+        self.dashboard.add_widgets(
+            graph(
+                "Degraded operation",
                 engine_metric(Metric.REDIS_UNAVAILABLE),
                 engine_metric(Metric.ENQUEUE_FAILURES),
             ),
