@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
 from infra_queries import Synthesized, of_type
+
+from infra.constructs import TaskEngine
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 
@@ -49,3 +53,31 @@ def test_stage_writes_access_logs_and_throttles(synthesized: Synthesized) -> Non
     assert "DestinationArn" in properties["AccessLogSettings"]
     assert "$context.requestId" in properties["AccessLogSettings"]["Format"]
     assert properties["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+
+
+def _granted_paths(stack: cdk.Stack, role: iam.Role) -> list[str]:
+    policy = role.node.find_child("DefaultPolicy")
+    assert isinstance(policy, iam.Policy)
+    (statement,) = stack.resolve(policy.document.to_json())["Statement"]
+    assert statement["Action"] == "execute-api:Invoke"
+    resources = statement["Resource"]
+    resources = resources if isinstance(resources, list) else [resources]
+    # Each ARN is a join whose last literal part is "/<stage>/<method><path>".
+    return [arn["Fn::Join"][1][-1] for arn in resources]
+
+
+@pytest.mark.usefixtures("built_assets")
+def test_admin_routes_are_granted_apart_from_the_client_routes() -> None:
+    # Given an engine, an operator role and a service role
+    stack = cdk.Stack(cdk.App(), "Grants")
+    engine = TaskEngine(stack, "Engine")
+    operator = iam.Role(stack, "Operator", assumed_by=iam.AccountRootPrincipal())
+    service = iam.Role(stack, "Service", assumed_by=iam.AccountRootPrincipal())
+    # When granting the operator the admin routes and the service the client routes
+    engine.grant_admin(operator)
+    engine.grant_invoke(service)
+    # Then only the operator may call /v1/admin/*, and the service may submit and read tasks
+    assert _granted_paths(stack, operator) == ["/*/*/v1/admin/*"]
+    service_paths = _granted_paths(stack, service)
+    assert "/*/*/v1/tasks" in service_paths
+    assert not [path for path in service_paths if "/admin" in path]
