@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigatewayv2 as apigwv2
@@ -172,33 +173,39 @@ class EngineMonitoring(Construct):
         self.alarms.append(alarm)
 
     def _add_widgets(self, queues: EngineQueues, http_api: apigwv2.HttpApi) -> None:
+        shown: set[str] = set()
+
+        def metric(metric_name: str, **options: Any) -> cloudwatch.Metric:
+            shown.add(metric_name)
+            return engine_metric(metric_name, **options)
+
         def graph(title: str, *metrics: cloudwatch.IMetric) -> cloudwatch.GraphWidget:
             return cloudwatch.GraphWidget(title=title, left=list(metrics), width=WIDGET_WIDTH)
 
         self.dashboard.add_widgets(
             graph(
                 "Tasks",
-                engine_metric(Metric.TASKS_SUBMITTED),
-                engine_metric(Metric.TASKS_COMPLETED),
+                metric(Metric.TASKS_SUBMITTED),
+                metric(Metric.TASKS_COMPLETED),
             ),
             graph(
                 "Attempts",
-                engine_metric(Metric.ATTEMPTS_STARTED),
-                engine_metric(Metric.ATTEMPTS_FAILED),
-                engine_metric(Metric.RETRIES_SCHEDULED),
+                metric(Metric.ATTEMPTS_STARTED),
+                metric(Metric.ATTEMPTS_FAILED),
+                metric(Metric.RETRIES_SCHEDULED),
             ),
             graph(
                 "Dead letters and duplicates",
-                engine_metric(Metric.DEAD_LETTERS),
-                engine_metric(Metric.POISON_MESSAGES),
-                engine_metric(Metric.DUPLICATES_SUPPRESSED),
+                metric(Metric.DEAD_LETTERS),
+                metric(Metric.POISON_MESSAGES),
+                metric(Metric.DUPLICATES_SUPPRESSED),
             ),
         )
         self.dashboard.add_widgets(
             graph(
                 "Attempt duration (p50, p99)",
-                engine_metric(Metric.ATTEMPT_DURATION, statistic=cloudwatch.Stats.p(50)),
-                engine_metric(Metric.ATTEMPT_DURATION, statistic=cloudwatch.Stats.p(99)),
+                metric(Metric.ATTEMPT_DURATION, statistic=cloudwatch.Stats.p(50)),
+                metric(Metric.ATTEMPT_DURATION, statistic=cloudwatch.Stats.p(99)),
             ),
             cloudwatch.GraphWidget(
                 title="Oldest work message age (s); DLQ depth on the right",
@@ -217,11 +224,11 @@ class EngineMonitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Scheduler (lag on the right)",
                 left=[
-                    engine_metric(Metric.SCHEDULER_RUNS),
-                    engine_metric(Metric.SCHEDULER_DISPATCHED),
-                    engine_metric(Metric.LEASES_RECOVERED),
+                    metric(Metric.SCHEDULER_RUNS),
+                    metric(Metric.SCHEDULER_DISPATCHED),
+                    metric(Metric.LEASES_RECOVERED),
                 ],
-                right=[engine_metric(Metric.SCHEDULER_LAG, statistic=MAXIMUM)],
+                right=[metric(Metric.SCHEDULER_LAG, statistic=MAXIMUM)],
                 width=WIDGET_WIDTH,
             ),
         )
@@ -243,7 +250,13 @@ class EngineMonitoring(Construct):
         self.dashboard.add_widgets(
             graph(
                 "Degraded operation",
-                engine_metric(Metric.REDIS_UNAVAILABLE),
-                engine_metric(Metric.ENQUEUE_FAILURES),
+                metric(Metric.REDIS_UNAVAILABLE),
+                metric(Metric.ENQUEUE_FAILURES),
             ),
         )
+        # Metrics the engine gained after this layout was drawn still get a graph.
+        others = [name for name in names.ALL_METRICS if name not in shown]
+        if others:
+            self.dashboard.add_widgets(
+                graph("Other engine metrics", *(metric(name) for name in others))
+            )

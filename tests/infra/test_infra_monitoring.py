@@ -128,6 +128,17 @@ def test_dashboard_shows_the_metrics_operators_need(synthesized: Synthesized) ->
     } <= shown
 
 
+def test_dashboard_graphs_every_metric_the_engine_emits(synthesized: Synthesized) -> None:
+    # Given the names of every dashboard metric in the engine's namespace
+    shown = {
+        metric[1]
+        for metric in dashboard_metrics(synthesized.template_json)
+        if metric[0] == names.METRICS_NAMESPACE
+    }
+    # Then none of taskengine.names.ALL_METRICS is missing (new ones land in a catch-all graph)
+    assert set(names.ALL_METRICS) <= shown
+
+
 def test_attempt_duration_is_graphed_at_p50_and_p99(synthesized: Synthesized) -> None:
     stats = {
         metric[-1].get("stat")
