@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from taskengine import operations, submission
+from taskengine import operations, redrive, submission
 from taskengine.engine import Engine, default_engine
 from taskengine.errors import (
     ConflictError,
@@ -21,6 +21,8 @@ from taskengine.errors import (
 from taskengine.models import (
     ActionRequest,
     HealthView,
+    RedriveReport,
+    RedriveRequest,
     ReplayRequest,
     StatsView,
     SubmitTaskRequest,
@@ -49,7 +51,7 @@ def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Res
 
 
 def _header(name: str) -> str | None:
-    return app.current_event.get_header_value(name, case_sensitive=False)
+    return app.current_event.headers.get(name)
 
 
 def _who() -> str:
@@ -123,6 +125,12 @@ def replay_task(task_id: str, request: Annotated[ReplayRequest, Body()]) -> Resp
         action_key=_header(submission.IDEMPOTENCY_HEADER),
     )
     return _json(200, operations.view(record))
+
+
+@app.post("/v1/admin/dead-letters/redrive", summary="Replay dead-lettered tasks in bulk")
+def redrive_dead_letters(request: Annotated[RedriveRequest, Body()]) -> Response[str]:
+    report: RedriveReport = redrive.redrive(_engine(), request, actor=_who())
+    return _json(200, report)
 
 
 @app.get("/v1/admin/stats", summary="Task counts by status and queue depths")

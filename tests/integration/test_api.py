@@ -164,30 +164,9 @@ BAD_REQUESTS = [
 ]
 
 
-KNOWN_DEFECTS = {
-    "min backoff above max backoff": (
-        "RetryPolicyInput checks the bounds in a model validator, so the problem names "
-        "'retry' instead of 'retry.min_backoff_seconds'"
-    ),
-    "schedule without time zone": (
-        "SubmitTaskRequest checks schedule_at in a model validator, so the problem names "
-        "'body' instead of 'schedule_at'"
-    ),
-}
-
-
 @pytest.mark.parametrize(
     ("method", "path", "kwargs", "status", "field"),
-    [
-        pytest.param(
-            *case[1:],
-            id=case[0],
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_DEFECTS[case[0]])]
-            if case[0] in KNOWN_DEFECTS
-            else [],
-        )
-        for case in BAD_REQUESTS
-    ],
+    [pytest.param(*case[1:], id=case[0]) for case in BAD_REQUESTS],
 )
 def test_a_bad_request_gets_a_problem_naming_the_field(
     api: Api, method: str, path: str, kwargs: dict[str, Any], status: int, field: str
@@ -370,11 +349,6 @@ def test_stats_count_tasks_by_status(api: Api) -> None:
     assert set(stats["queues"]) == {"work", "dead_letter"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="list_tasks sets next_cursor whenever a page is full, so an exact fit ends with "
-    "an extra, empty page",
-)
 def test_a_listing_that_fills_its_last_page_exactly_ends_there(api: Api) -> None:
     # Given four tasks
     for _ in range(4):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from harness import Api, Downstream, Queues, Reply, Worker, http_task
 from taskengine.models import WorkMessage
 
@@ -262,9 +261,6 @@ def test_retry_now_of_a_task_that_is_not_waiting_is_a_conflict(
     assert response.json["field"] == "status"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="POST /v1/admin/dead-letters/redrive (DESIGN.md) has no route yet"
-)
 def test_dead_letters_can_be_redriven_in_bulk(
     api: Api, downstream: Downstream, worker: Worker
 ) -> None:

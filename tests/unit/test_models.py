@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from taskengine.errors import InvalidRequestError
 from taskengine.models import (
     HttpTarget,
     LambdaTarget,
@@ -15,6 +17,8 @@ from taskengine.models import (
     find_non_finite,
     is_secret_header,
 )
+from taskengine.settings import RetryDefaults
+from taskengine.submission import first_run_at, resolve_retry_policy
 
 URL = "https://svc.internal/hook"
 
@@ -98,9 +102,14 @@ def test_schedule_at_with_a_time_zone_is_valid() -> None:
     assert submit(schedule_at="2030-01-01T00:00:00Z").schedule_at is not None
 
 
-def test_delay_and_schedule_at_together_are_invalid() -> None:
-    with pytest.raises(ValidationError, match="not both"):
-        submit(delay_seconds=5, schedule_at="2030-01-01T00:00:00Z")
+def test_delay_and_schedule_at_together_are_refused_naming_schedule_at() -> None:
+    # Given a request with both start times (valid as a shape)
+    request = submit(delay_seconds=5, schedule_at="2030-01-01T00:00:00Z")
+
+    # When the submission works out the first run time, then it refuses, naming the field
+    with pytest.raises(InvalidRequestError, match="not both") as error:
+        first_run_at(request, datetime(2029, 1, 1, tzinfo=UTC))
+    assert error.value.field == "schedule_at"
 
 
 @pytest.mark.parametrize("url", ["ftp://svc/x", "svc/hook", "http://", "file:///etc/passwd"])
@@ -160,9 +169,14 @@ def test_ordinary_headers_are_not_secret(name: str) -> None:
     assert not is_secret_header(name)
 
 
-def test_retry_min_backoff_above_max_backoff_is_invalid() -> None:
-    with pytest.raises(ValidationError, match="min_backoff_seconds"):
-        RetryPolicyInput(min_backoff_seconds=10, max_backoff_seconds=5)
+def test_retry_min_backoff_above_max_backoff_is_refused_naming_min_backoff() -> None:
+    # Given overrides whose minimum backoff exceeds their maximum
+    request = submit(retry={"min_backoff_seconds": 10, "max_backoff_seconds": 5})
+
+    # When the policy is resolved, then the error names retry.min_backoff_seconds
+    with pytest.raises(InvalidRequestError) as error:
+        resolve_retry_policy(request, RetryDefaults())
+    assert error.value.field == "retry.min_backoff_seconds"
 
 
 @pytest.mark.parametrize(

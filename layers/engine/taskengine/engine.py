@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
 from taskengine import guard
+from taskengine.breaker import HostBreaker
 from taskengine.executors.http import HttpExecutor
 from taskengine.executors.lambda_ import (
     Boto3LambdaInvoker,
@@ -48,6 +49,7 @@ class Engine:
     sealer: HeaderSealer
     http: HttpExecutor
     lambdas: LambdaExecutor
+    breaker: HostBreaker
     clock: Callable[[], datetime] = utcnow
     rand: RandomSource = field(default_factory=lambda: random.SystemRandom().random)
 
@@ -93,6 +95,12 @@ def build_engine(settings: EngineSettings, retry_defaults: RetryDefaults) -> Eng
         sealer=HeaderSealer(session.client("kms", config=_AWS_CONFIG), settings.header_key_id),
         http=HttpExecutor(allow_loopback=settings.allow_loopback_targets),
         lambdas=LambdaExecutor(_lambda_invoker(settings, session)),
+        breaker=HostBreaker(
+            redis_client,
+            failure_threshold=settings.breaker_failure_threshold,
+            window_seconds=settings.breaker_window_seconds,
+            open_seconds=settings.breaker_open_seconds,
+        ),
     )
 
 

@@ -15,7 +15,6 @@ from pydantic import (
     Field,
     PlainSerializer,
     field_validator,
-    model_validator,
 )
 
 SECRET_HEADER_PATTERN = re.compile(
@@ -168,13 +167,6 @@ class RetryPolicyInput(_Strict):
     jitter: JitterMode | None = None
     max_retry_duration_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
-    @model_validator(mode="after")
-    def _backoff_bounds_are_ordered(self) -> RetryPolicyInput:
-        low, high = self.min_backoff_seconds, self.max_backoff_seconds
-        if low is not None and high is not None and low > high:
-            raise ValueError("min_backoff_seconds must not exceed max_backoff_seconds")
-        return self
-
 
 class RetryPolicy(_Strict):
     """A fully resolved retry policy, as stored with the task."""
@@ -193,13 +185,12 @@ class SubmitTaskRequest(_Strict):
     delay_seconds: int | None = Field(default=None, ge=0, le=365 * 86_400)
     schedule_at: datetime | None = None
 
-    @model_validator(mode="after")
-    def _one_start_time(self) -> SubmitTaskRequest:
-        if self.delay_seconds is not None and self.schedule_at is not None:
-            raise ValueError("give delay_seconds or schedule_at, not both")
-        if self.schedule_at is not None and self.schedule_at.tzinfo is None:
-            raise ValueError("schedule_at must carry a time zone (RFC 3339)")
-        return self
+    @field_validator("schedule_at")
+    @classmethod
+    def _schedule_at_has_zone(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a time zone offset (RFC 3339), e.g. 2030-01-01T00:00:00Z")
+        return value
 
 
 class ReplayRequest(_Strict):
@@ -208,6 +199,31 @@ class ReplayRequest(_Strict):
 
 class ActionRequest(_Strict):
     reason: str | None = Field(default=None, max_length=500)
+
+
+class RedriveFilter(_Strict):
+    reason_contains: str | None = Field(default=None, min_length=1, max_length=200)
+    target_type: Literal["http", "lambda"] | None = None
+
+
+class RedriveRequest(_Strict):
+    limit: int = Field(default=25, ge=1, le=100)
+    dry_run: bool = False
+    reason: str = Field(default="dead-letter redrive", min_length=1, max_length=500)
+    filter: RedriveFilter = Field(default_factory=RedriveFilter)
+
+
+class RedriveSkip(BaseModel):
+    task_id: str | None
+    reason: str
+
+
+class RedriveReport(BaseModel):
+    dry_run: bool
+    examined: int
+    replayed: list[str]
+    skipped: list[RedriveSkip]
+    removed_stale: int
 
 
 class AttemptRecord(BaseModel):

@@ -48,6 +48,10 @@ def redis_submit_key(tenant: str, idempotency_key: str) -> str:
     return f"{REDIS_PREFIX}:submit:{tenant}:{idempotency_key}"
 
 
+def redis_breaker_key(host: str, part: str) -> str:
+    return f"{REDIS_PREFIX}:breaker:{host}:{part}"
+
+
 def redis_claim_key(task_id: str, generation: int, attempt: int) -> str:
     return f"{REDIS_PREFIX}:claim:{task_id}:{generation}:{attempt}"
 
@@ -74,6 +78,8 @@ class Metric:
     LEASES_RECOVERED: Final = "LeasesRecovered"
     REDIS_UNAVAILABLE: Final = "RedisUnavailable"
     ENQUEUE_FAILURES: Final = "EnqueueFailures"
+    ATTEMPTS_DEFERRED: Final = "AttemptsDeferred"
+    CIRCUITS_OPENED: Final = "CircuitsOpened"
 
 
 ALL_METRICS: Final = tuple(

@@ -223,10 +223,11 @@ def list_tasks(
     statuses = [status] if status else list(TaskStatus)
     states: list[TaskState] = []
     for each in statuses:
-        states.extend(engine.store.list_by_status(each, before, limit))
+        # One more than a page tells whether another page exists.
+        states.extend(engine.store.list_by_status(each, before, limit + 1))
     states.sort(key=lambda state: state.task_id, reverse=True)
     page = states[:limit]
-    more = len(page) == limit
+    more = len(states) > limit
     next_cursor = encode_cursor(page[-1].task_id) if page and more else None
     return TaskPage(items=[summary(state) for state in page], next_cursor=next_cursor)
 

@@ -30,6 +30,13 @@ class Outgoing:
     delay_seconds: int
 
 
+@dataclass(frozen=True)
+class ReceivedMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+
+
 class WorkQueue:
     def __init__(self, client: SQSClient, queue_url: str, dead_letter_url: str) -> None:
         self._client = client
@@ -76,6 +83,40 @@ class WorkQueue:
             raise DependencyError(
                 f"sqs SendMessage to DLQ failed: {type(error).__name__}"
             ) from error
+
+    def receive_dead_letters(self, visibility_seconds: int) -> list[ReceivedMessage]:
+        try:
+            response = self._client.receive_message(
+                QueueUrl=self._dead_letter_url,
+                MaxNumberOfMessages=_BATCH,
+                VisibilityTimeout=visibility_seconds,
+                WaitTimeSeconds=0,
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyError(f"sqs ReceiveMessage failed: {type(error).__name__}") from error
+        return [
+            ReceivedMessage(m["MessageId"], m["ReceiptHandle"], m["Body"])
+            for m in response.get("Messages", [])
+        ]
+
+    def delete_dead_letter(self, message: ReceivedMessage) -> None:
+        try:
+            self._client.delete_message(
+                QueueUrl=self._dead_letter_url, ReceiptHandle=message.receipt_handle
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyError(f"sqs DeleteMessage failed: {type(error).__name__}") from error
+
+    def release_dead_letter(self, message: ReceivedMessage) -> None:
+        """Make a received dead letter visible again at once, for the next reader."""
+        try:
+            self._client.change_message_visibility(
+                QueueUrl=self._dead_letter_url,
+                ReceiptHandle=message.receipt_handle,
+                VisibilityTimeout=0,
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise DependencyError(f"sqs ChangeMessageVisibility failed: {error}") from error
 
     def depths(self) -> dict[str, dict[str, int]]:
         result: dict[str, dict[str, int]] = {}

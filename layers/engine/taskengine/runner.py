@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from ulid import ULID
 
@@ -38,6 +39,7 @@ Guard = Callable[[Update], Update]
 class RunResult(StrEnum):
     EXECUTED = "executed"
     DUPLICATE = "duplicate"
+    DEFERRED = "deferred"
     REQUEUED_EARLY = "requeued_early"
 
 
@@ -159,11 +161,40 @@ class AttemptRunner:
             return self._not_claimed(message, claim.state, now)
 
         state = claim.state
+        spec = engine.store.get_spec(state.task_id)
+        if spec is not None and self._defer_if_circuit_open(state, spec, token):
+            return RunResult.DEFERRED
         log_transition(state)
         count(Metric.ATTEMPTS_STARTED)
-        spec, result = self._execute(state, remaining_seconds)
+        result = self._execute(state, spec, remaining_seconds)
         self._record(state, spec, token, result)
         return RunResult.EXECUTED
+
+    def _defer_if_circuit_open(self, state: TaskState, spec: TaskSpec, token: str) -> bool:
+        engine = self._engine
+        host = target_host(spec)
+        wait = engine.breaker.open_for_seconds(host) if host else 0.0
+        now = engine.clock()
+        deadline = (state.first_attempt_at or now) + timedelta(
+            seconds=spec.retry.max_retry_duration_seconds
+        )
+        if wait <= 0 or now + timedelta(seconds=wait) > deadline:
+            return False
+
+        # Spread the deferred attempts over a second so they do not all return at once.
+        run_at = now + timedelta(seconds=wait + engine.rand())
+        redispatch = timedelta(seconds=engine.settings.redispatch_after_seconds)
+        update = transitions.defer(
+            attempt=state.attempt_count, now=now, next_attempt_at=run_at, due_at=run_at + redispatch
+        )
+        try:
+            new_state = engine.store.update_state(state.task_id, transitions.held(update, token))
+        except StaleStateError:
+            return True
+        count(Metric.ATTEMPTS_DEFERRED)
+        log_transition(new_state, reason=f"circuit open for {host}", delay_ms=int(wait * 1000))
+        enqueue(engine, new_state, run_at)
+        return True
 
     def _not_claimed(
         self, message: WorkMessage, current: TaskState | None, now: datetime
@@ -188,8 +219,8 @@ class AttemptRunner:
         return RunResult.DUPLICATE
 
     def _execute(
-        self, state: TaskState, remaining_seconds: float
-    ) -> tuple[TaskSpec | None, ExecutionResult]:
+        self, state: TaskState, spec: TaskSpec | None, remaining_seconds: float
+    ) -> ExecutionResult:
         engine = self._engine
         timeout = max(1.0, min(state.timeout_seconds, remaining_seconds - _RECORD_RESERVE_SECONDS))
         context = AttemptContext(
@@ -198,33 +229,45 @@ class AttemptRunner:
             attempt=state.attempt_count,
             timeout_seconds=timeout,
         )
-        spec: TaskSpec | None = None
+        if spec is None:
+            return ExecutionResult(
+                outcome=AttemptOutcome.PERMANENT_FAILURE, duration_ms=0, error="task spec missing"
+            )
         try:
-            spec = self._spec(state.task_id)
             secrets = (
                 engine.sealer.unseal(state.task_id, spec.sealed_headers)
                 if spec.sealed_headers
                 else {}
             )
             if isinstance(spec.target, HttpTarget):
-                return spec, engine.http.execute(spec.target, secrets, context)
-            return spec, engine.lambdas.execute(spec.target, secrets, context)
+                result = engine.http.execute(spec.target, secrets, context)
+                self._feed_breaker(spec, result)
+                return result
+            return engine.lambdas.execute(spec.target, secrets, context)
         except Exception as error:  # noqa: BLE001 - an attempt that cannot run is a failed one
             logger.exception(
                 "attempt could not run",
                 extra={"task_id": state.task_id, "attempt": state.attempt_count},
             )
-            return spec, ExecutionResult(
+            return ExecutionResult(
                 outcome=AttemptOutcome.RETRYABLE_FAILURE,
                 duration_ms=0,
                 error=short_error(f"engine error: {type(error).__name__}: {error}"),
             )
 
-    def _spec(self, task_id: str) -> TaskSpec:
-        spec = self._engine.store.get_spec(task_id)
-        if spec is None:
-            raise DependencyError(f"task {task_id} has no spec item")
-        return spec
+    def _feed_breaker(self, spec: TaskSpec, result: ExecutionResult) -> None:
+        host = target_host(spec)
+        if not host:
+            return
+        if result.outcome is AttemptOutcome.SUCCEEDED:
+            self._engine.breaker.record_success(host)
+            return
+        # 429 is the host pacing this caller, not failing; Retry-After handles it.
+        paced = result.status_code == 429
+        failed = result.outcome is AttemptOutcome.RETRYABLE_FAILURE and not paced
+        if failed and self._engine.breaker.record_failure(host):
+            count(Metric.CIRCUITS_OPENED)
+            logger.warning("circuit opened", extra={"host": host})
 
     def _record(
         self, state: TaskState, spec: TaskSpec | None, token: str, result: ExecutionResult
@@ -289,6 +332,12 @@ class AttemptRunner:
             delay_ms=delay_ms,
             reason=step.reason,
         )
+
+
+def target_host(spec: TaskSpec) -> str | None:
+    if isinstance(spec.target, HttpTarget):
+        return urlsplit(spec.target.url).hostname
+    return None
 
 
 def _fields(message: WorkMessage, source: str) -> dict[str, object]:

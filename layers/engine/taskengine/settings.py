@@ -51,6 +51,11 @@ class EngineSettings(BaseSettings):
     # A message may arrive this early and still be claimed (SQS delays are not exact).
     claim_skew_seconds: float = Field(default=2.0, ge=0)
 
+    # Per-host circuit breaker: this many retryable failures within the window open it.
+    breaker_failure_threshold: int = Field(default=20, ge=1)
+    breaker_window_seconds: int = Field(default=30, ge=1)
+    breaker_open_seconds: int = Field(default=30, ge=1)
+
     idempotency_window_seconds: int = Field(default=86_400, ge=60)
     task_retention_days: int = Field(default=30, ge=1)
     max_payload_bytes: int = Field(default=200_000, ge=1024)

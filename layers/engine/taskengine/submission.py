@@ -118,7 +118,11 @@ def check_idempotency_key(key: str | None) -> str | None:
     return key
 
 
-def _first_run_at(request: SubmitTaskRequest, now: datetime) -> datetime:
+def first_run_at(request: SubmitTaskRequest, now: datetime) -> datetime:
+    if request.schedule_at is not None and request.delay_seconds is not None:
+        raise InvalidRequestError(
+            "give delay_seconds or schedule_at, not both", field="schedule_at"
+        )
     if request.schedule_at is not None:
         return max(now, request.schedule_at)
     return now + timedelta(seconds=request.delay_seconds or 0)
@@ -152,7 +156,7 @@ def submit(
     timeout = _check_target(request, settings)
     policy = resolve_retry_policy(request, engine.retry_defaults)
     task_id = str(ULID())
-    run_at = _first_run_at(request, now)
+    run_at = first_run_at(request, now)
     enqueue_now = run_at - now <= timedelta(seconds=MAX_DELAY_SECONDS)
 
     target, secrets = (

@@ -73,6 +73,21 @@ def schedule_retry(
     )
 
 
+def defer(*, attempt: int, now: datetime, next_attempt_at: datetime, due_at: datetime) -> Update:
+    """RUNNING -> RETRY_SCHEDULED without spending the attempt: it was never started."""
+    return Update(
+        sets={
+            "status": TaskStatus.RETRY_SCHEDULED.value,
+            "attempt_count": attempt - 1,
+            "updated_at": now,
+            "next_attempt_at": next_attempt_at,
+            "due_at": due_at,
+            "dispatch_count": 1,
+        },
+        removes=list(_LEASE_FIELDS),
+    )
+
+
 def finish(*, status: TaskStatus, now: datetime, last_error: str | None, expires_at: int) -> Update:
     """RUNNING (or any live state) -> a terminal state; leaves the due index."""
     update = Update(

@@ -1,0 +1,128 @@
+"""Bulk replay of dead letters, read from the DLQ so that the queue and the records agree.
+
+SQS's own message-move API is not used: it would put raw dead letters back on the work queue,
+bypassing the task records, and the local stack's SQS does not implement it.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from taskengine import operations
+from taskengine.engine import Engine
+from taskengine.errors import ConflictError
+from taskengine.models import (
+    DeadLetterMessage,
+    RedriveReport,
+    RedriveRequest,
+    RedriveSkip,
+    TaskStatus,
+)
+from taskengine.queue import ReceivedMessage
+
+# Long enough to handle one receive batch before the messages reappear.
+_VISIBILITY_SECONDS = 60
+# Bounds the messages one request reads, so a DLQ full of non-matching messages ends quickly.
+_MAX_EXAMINED = 500
+
+
+def redrive(engine: Engine, request: RedriveRequest, *, actor: str) -> RedriveReport:
+    report = RedriveReport(
+        dry_run=request.dry_run, examined=0, replayed=[], skipped=[], removed_stale=0
+    )
+    held: list[ReceivedMessage] = []
+    try:
+        while len(report.replayed) < request.limit and report.examined < _MAX_EXAMINED:
+            batch = engine.queue.receive_dead_letters(_VISIBILITY_SECONDS)
+            if not batch:
+                break
+            for message in batch:
+                if len(report.replayed) >= request.limit:
+                    held.append(message)
+                    continue
+                report.examined += 1
+                if not _handle(engine, request, actor, message, report):
+                    held.append(message)
+    finally:
+        for message in held:
+            engine.queue.release_dead_letter(message)
+    return report
+
+
+def _handle(
+    engine: Engine,
+    request: RedriveRequest,
+    actor: str,
+    message: ReceivedMessage,
+    report: RedriveReport,
+) -> bool:
+    """Handle one dead letter; True when it was consumed (deleted), False to put it back."""
+    try:
+        letter = DeadLetterMessage.model_validate_json(message.body)
+    except ValidationError:
+        letter = DeadLetterMessage(reason="unparseable")
+    if letter.task_id is None:
+        report.skipped.append(RedriveSkip(task_id=None, reason="no task: " + letter.reason))
+        return False
+
+    state = engine.store.get_state(letter.task_id)
+    if (
+        state is None
+        or state.status is not TaskStatus.DEAD_LETTER
+        or (state.generation != letter.generation)
+    ):
+        return _drop_stale(engine, request, message, letter.task_id, report)
+
+    wanted = request.filter
+    if (wanted.reason_contains and wanted.reason_contains not in letter.reason) or (
+        wanted.target_type and wanted.target_type != state.target_type
+    ):
+        report.skipped.append(RedriveSkip(task_id=letter.task_id, reason="filtered out"))
+        return False
+    if request.dry_run:
+        report.replayed.append(letter.task_id)
+        return False
+    return _replay(
+        engine, request, actor=actor, message=message, task_id=letter.task_id, report=report
+    )
+
+
+def _drop_stale(
+    engine: Engine,
+    request: RedriveRequest,
+    message: ReceivedMessage,
+    task_id: str,
+    report: RedriveReport,
+) -> bool:
+    """The task was replayed, cancelled or expired since: its letter describes nothing."""
+    if request.dry_run:
+        report.skipped.append(RedriveSkip(task_id=task_id, reason="stale dead letter"))
+        return False
+    engine.queue.delete_dead_letter(message)
+    report.removed_stale += 1
+    return True
+
+
+def _replay(
+    engine: Engine,
+    request: RedriveRequest,
+    *,
+    actor: str,
+    message: ReceivedMessage,
+    task_id: str,
+    report: RedriveReport,
+) -> bool:
+    try:
+        operations.replay(
+            engine,
+            task_id,
+            actor=actor,
+            reason=request.reason,
+            action_key=f"redrive-{message.message_id}",
+        )
+    except ConflictError as error:
+        report.skipped.append(RedriveSkip(task_id=task_id, reason=str(error)))
+        return False
+    engine.queue.delete_dead_letter(message)
+    report.replayed.append(task_id)
+    return True
