@@ -7,6 +7,19 @@ from typing import Any
 from taskengine.settings import EngineSettings
 
 
+def _stable_principal(arn: str) -> str:
+    """An assumed role's ARN without its session name, which changes from session to session.
+
+    arn:aws:sts::123456789012:assumed-role/billing/i-0abc becomes
+    arn:aws:sts::123456789012:assumed-role/billing, so every session of a role is one tenant.
+    """
+    prefix, _, resource = arn.partition(":assumed-role/")
+    if not resource:
+        return arn
+    role = resource.split("/", 1)[0]
+    return f"{prefix}:assumed-role/{role}"
+
+
 def caller(event: dict[str, Any], settings: EngineSettings) -> str:
     """The authenticated principal: IAM user ARN or JWT subject; the default tenant locally.
 
@@ -16,7 +29,7 @@ def caller(event: dict[str, Any], settings: EngineSettings) -> str:
     authorizer = event.get("requestContext", {}).get("authorizer") or {}
     iam = authorizer.get("iam") or {}
     if iam.get("userArn"):
-        return str(iam["userArn"])
+        return _stable_principal(str(iam["userArn"]))
     claims = (authorizer.get("jwt") or {}).get("claims") or {}
     if claims.get("sub"):
         issuer = claims.get("iss", "")
