@@ -71,7 +71,9 @@ class ConsoleHandler(logging.Handler):
 
     def _print_transition(self, record: logging.LogRecord) -> None:
         style = _STATUS_STYLES.get(str(getattr(record, "status", "")), "white")
-        self._console.print(f"[{style}]{escape(format_transition(record))}[/]", highlight=False)
+        line = f"[{style}]{escape(format_transition(record))}[/]"
+        # soft_wrap: a transition stays one line even when the output is not a terminal.
+        self._console.print(line, highlight=False, soft_wrap=True)
 
     def _print_problem(self, record: logging.LogRecord) -> None:
         when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
@@ -79,7 +81,7 @@ class ConsoleHandler(logging.Handler):
         line = f"{when}  {record.levelname}  {record.getMessage()}"
         if task:
             line += f"  task {task}"
-        self._console.print(escape(line), style="red", highlight=False)
+        self._console.print(escape(line), style="red", highlight=False, soft_wrap=True)
         if record.exc_info:
             self._console.print(escape(logging.Formatter().formatException(record.exc_info)))
 

@@ -17,6 +17,7 @@ def handler_environment(
     resources: Resources,
     redis_url: str,
     redispatch_after_seconds: int,
+    dispatch_lookahead_seconds: int,
     local_functions: Mapping[str, str],
     verbose: bool,
 ) -> dict[str, str]:
@@ -34,6 +35,7 @@ def handler_environment(
         names.ENV_LOCAL_MODE: "true",
         names.ENV_ALLOW_LOOPBACK_TARGETS: "true",
         f"{names.ENV_PREFIX}REDISPATCH_AFTER_SECONDS": str(redispatch_after_seconds),
+        f"{names.ENV_PREFIX}DISPATCH_LOOKAHEAD_SECONDS": str(dispatch_lookahead_seconds),
         f"{names.ENV_PREFIX}LOCAL_FUNCTIONS": functions_setting(dict(local_functions)),
         "POWERTOOLS_SERVICE_NAME": names.SERVICE,
         "POWERTOOLS_METRICS_NAMESPACE": names.METRICS_NAMESPACE,

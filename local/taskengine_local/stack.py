@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib
 import ipaddress
+import logging
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,12 +15,12 @@ from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar, cast
 
 import boto3
-from moto.server import ThreadedMotoServer
 from rich.console import Console
 
 from taskengine_local import aws_constants, console
 from taskengine_local.apigw import ApiGatewayServer, LambdaHandler
 from taskengine_local.environment import handler_environment
+from taskengine_local.moto_server import MotoServer
 from taskengine_local.poller import SqsPoller
 from taskengine_local.redis_server import LOOPBACK, RedisEndpoint, open_redis
 from taskengine_local.resources import Resources, create_resources
@@ -29,7 +31,12 @@ API_HANDLER = "functions.api.handler"
 WORKER_HANDLER = "functions.worker.handler"
 SCHEDULER_HANDLER = "functions.scheduler.handler"
 
+# How long stop() waits for the pollers and the timer to finish what they are running.
+STOP_TIMEOUT_SECONDS = 10.0
+
 _T = TypeVar("_T")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,10 @@ class StackOptions:
     visibility_timeout_seconds: int = 30
     # Local tasks are short; a lost dispatch is retried after seconds, not the deployed minutes.
     redispatch_after_seconds: int = 10
+    # Must stay below redispatch_after_seconds: the scheduler re-sends a dispatched task as
+    # soon as its redispatch time falls within the lookahead, so a longer lookahead re-sends
+    # every fresh message at once and poisons tasks that wait for a retry.
+    dispatch_lookahead_seconds: int = 5
     # None runs an embedded fakeredis server.
     redis_url: str | None = None
     pollers: int = 2
@@ -55,6 +66,8 @@ class StackOptions:
             raise ValueError("scheduler_interval_seconds must be positive")
         if not 0 <= self.visibility_timeout_seconds <= 43_200:
             raise ValueError("visibility_timeout_seconds must be within 0..43200 (an SQS limit)")
+        if not 1 <= self.dispatch_lookahead_seconds < self.redispatch_after_seconds:
+            raise ValueError("dispatch_lookahead_seconds must be below redispatch_after_seconds")
         if self.pollers < 1:
             raise ValueError("at least one poller is needed")
 
@@ -77,7 +90,7 @@ class LocalStack:
         self._console = out or Console()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._moto: ThreadedMotoServer | None = None
+        self._moto: MotoServer | None = None
         self._redis: RedisEndpoint | None = None
         self._api: ApiGatewayServer | None = None
         self._resources: Resources | None = None
@@ -90,8 +103,7 @@ class LocalStack:
 
     @property
     def moto_url(self) -> str:
-        host, port = self._require(self._moto).get_host_and_port()
-        return f"http://{host}:{port}"
+        return self._require(self._moto).url
 
     @property
     def resources(self) -> Resources:
@@ -130,8 +142,7 @@ class LocalStack:
         self._stop.set()
         if self._api is not None:
             self._api.stop()
-        for thread in self._threads:
-            thread.join()
+        self._join_runtime()
         if self._redis is not None:
             self._redis.close()
         if self._moto is not None:
@@ -142,6 +153,16 @@ class LocalStack:
             os.environ.clear()
             os.environ.update(self._saved_environ)
             self._saved_environ = None
+
+    def _join_runtime(self) -> None:
+        # A handler stuck on a slow target must not hold the whole stack up: like Lambda at
+        # the end of its timeout, it is abandoned, and its message returns to the queue.
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        busy = [thread.name for thread in self._threads if thread.is_alive()]
+        if busy:
+            logger.warning("abandoned at shutdown, still busy: %s", ", ".join(busy))
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -156,7 +177,7 @@ class LocalStack:
 
     def _start_backends(self) -> None:
         console.quiet_moto(verbose=self.options.verbose)
-        self._moto = ThreadedMotoServer(ip_address=LOOPBACK, port=0, verbose=False)
+        self._moto = MotoServer(LOOPBACK)
         self._moto.start()
         self._resources = create_resources(
             self.moto_url, visibility_timeout_seconds=self.options.visibility_timeout_seconds
@@ -169,6 +190,7 @@ class LocalStack:
                 resources=self._resources,
                 redis_url=self._redis.url,
                 redispatch_after_seconds=self.options.redispatch_after_seconds,
+                dispatch_lookahead_seconds=self.options.dispatch_lookahead_seconds,
                 local_functions=self.options.local_functions,
                 verbose=self.options.verbose,
             )

@@ -86,10 +86,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     )
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=30)
+        returncode = process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
-        raise
+        pytest.fail(f"taskengine dev ignored SIGTERM for 30 s:\n{log_path.read_text()[-3000:]}")
+    assert returncode == 0, log_path.read_text()[-3000:]
 
 
 @pytest.fixture(scope="session")

@@ -143,3 +143,18 @@ def test_secret_headers_reach_the_downstream_but_never_the_api(
     assert call.headers["x-plain"] == "shown"
     assert "top-secret" not in json.dumps(submitted)
     assert "top-secret" not in json.dumps(task)
+
+
+def test_a_retry_due_seconds_later_waits_for_its_time(
+    api: TaskApi, downstream: Downstream, path: str
+) -> None:
+    # Given a downstream that fails once, and a backoff spanning many scheduler runs
+    url = downstream.script(path, Reply(503), Reply(200))
+    retry = {**QUICK_RETRY, "min_backoff_seconds": 4, "max_backoff_seconds": 4}
+
+    # When the task runs to the end
+    task = api.wait_for(api.submit(http_task(url, retry=retry))["task_id"])
+
+    # Then the scheduler left the waiting retry alone and the second attempt succeeded
+    assert task["status"] == "COMPLETED", task["last_error"]
+    assert [call.attempt for call in downstream.calls(path)] == [1, 2]
