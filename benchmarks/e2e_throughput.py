@@ -132,8 +132,9 @@ def wait_terminal(api: httpx.Client, task_ids: list[str], deadline: float) -> di
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     options = StackOptions(port=0, redis_url=args.redis_url)
     kinds = plan(args.tasks, args.seed)
+    out = Console(file=args.log.open("w"), width=200) if args.log else Console(quiet=True)
     with (
-        LocalStack(options, out=Console(quiet=True)) as stack,
+        LocalStack(options, out=out) as stack,
         downstream() as base,
         httpx.Client(base_url=stack.api_url, timeout=30) as api,
     ):
@@ -182,6 +183,7 @@ def main() -> None:
     parser.add_argument("--redis-url", default=None, help="default: embedded fakeredis")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--log", type=Path, default=None, help="write the task transitions here")
     args = parser.parse_args()
     result = measure(args)
     print(json.dumps(result, indent=2))
