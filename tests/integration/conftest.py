@@ -30,9 +30,9 @@ from harness import (
     http_event,
     redis_db,
 )
-from moto.server import ThreadedMotoServer
 from taskengine.engine import build_engine, default_engine
 from taskengine.settings import load_retry_defaults, load_settings
+from taskengine_local.moto_server import MotoServer
 
 from functions.api.handler import lambda_handler as api_handler
 from functions.scheduler.handler import lambda_handler as scheduler_handler
@@ -40,10 +40,11 @@ from functions.scheduler.handler import lambda_handler as scheduler_handler
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    # The local stack's moto server: conditional writes are atomic there, as on AWS, which
+    # the worker's concurrent records rely on.
+    server = MotoServer("127.0.0.1")
     server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    yield server.url
     server.stop()
 
 

@@ -71,7 +71,7 @@ class Stack:
             "TASKENGINE_REDIS_URL": self.redis_url,
             "TASKENGINE_WORK_QUEUE_URL": self.work_queue_url,
             "TASKENGINE_DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,
-            "TASKENGINE_REDISPATCH_AFTER_SECONDS": "5",
+            "TASKENGINE_REDISPATCH_AFTER_SECONDS": "120",
             "POWERTOOLS_SERVICE_NAME": "taskengine",
             "POWERTOOLS_METRICS_NAMESPACE": "TaskEngine",
             "POWERTOOLS_TRACE_DISABLED": "true",

@@ -71,6 +71,10 @@ class EngineSettings(BaseSettings):
     def _check_windows(self) -> EngineSettings:
         if self.redispatch_after_seconds <= self.claim_skew_seconds:
             raise ValueError("redispatch_after_seconds must exceed claim_skew_seconds")
+        # A task just sent is due again at its run time plus redispatch_after; were that inside
+        # the lookahead, every scheduler run would send it again and count it towards poison.
+        if self.dispatch_lookahead_seconds >= self.redispatch_after_seconds:
+            raise ValueError("dispatch_lookahead_seconds must be below redispatch_after_seconds")
         return self
 
 
