@@ -6,7 +6,7 @@ right in production and would make these tests depend on the machine's load.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harness import Api, Downstream, Queues, Reply, Worker, http_task
@@ -74,6 +74,31 @@ def test_a_deferred_attempt_is_sent_again_for_when_the_circuit_closes(
     counts = queues.counts(queues.work_url)
     assert counts["delayed"] == 1
     assert counts["visible"] == 1
+
+
+def test_a_deferred_attempt_runs_once_the_circuit_closes(
+    api: Api, downstream: Downstream, worker: Worker, make_engine: Any, redis_client: Any
+) -> None:
+    # Given an attempt deferred by an open circuit
+    engine = make_engine(
+        breaker_failure_threshold=1, breaker_open_seconds=60, redis_timeout_seconds=5
+    )
+    url = downstream.script("/flap", Reply(503), Reply(200))
+    body = http_task(url, retry={"max_attempts": 5})
+    first, second = (submit_and_take(api, worker, body) for _ in range(2))
+    runner = AttemptRunner(engine)
+    runner.run(first, 60)
+    assert runner.run(second, 60) is RunResult.DEFERRED
+
+    # When the circuit has closed and the deferred attempt's message arrives when it is due
+    for key in redis_client.scan_iter("te:breaker:*"):
+        redis_client.delete(key)
+    engine.clock = lambda: datetime.now(UTC) + timedelta(seconds=62)
+    outcome = runner.run(second, 60)
+
+    # Then it runs: its own earlier claim does not count as a duplicate
+    assert outcome is RunResult.EXECUTED
+    assert api("GET", f"{TASKS}/{second.task_id}").json["status"] == "COMPLETED"
 
 
 def test_rate_limited_answers_do_not_open_the_circuit(

@@ -191,6 +191,9 @@ class AttemptRunner:
             new_state = engine.store.update_state(state.task_id, transitions.held(update, token))
         except StaleStateError:
             return True
+        # The same attempt comes back later: its Redis claim must not make it look like a
+        # duplicate of itself.
+        engine.guard.release(state.task_id, state.generation, state.attempt_count)
         count(Metric.ATTEMPTS_DEFERRED)
         log_transition(new_state, reason=f"circuit open for {host}", delay_ms=int(wait * 1000))
         enqueue(engine, new_state, run_at)
