@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import httpx
 from rich.console import Console
+
 from taskengine_local.stack import LocalStack, StackOptions
 
 RESULTS = Path(__file__).parent / "results" / "e2e_throughput.json"

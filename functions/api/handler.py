@@ -10,6 +10,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.api.identity import caller
+from functions.api.problems import problem, validation_problem
 from taskengine import operations, redrive, submission
 from taskengine.engine import Engine, default_engine
 from taskengine.errors import (
@@ -30,9 +33,6 @@ from taskengine.models import (
     TaskStatus,
 )
 from taskengine.observability import logger, metrics
-
-from functions.api.identity import caller
-from functions.api.problems import problem, validation_problem
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title="taskengine", version="1.0.0")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from taskengine.dispatcher import Dispatcher
 from taskengine.engine import default_engine
 from taskengine.observability import logger, metrics

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
+
 from taskengine.engine import default_engine
 from taskengine.models import DeadLetterMessage, WorkMessage
 from taskengine.names import Metric

@@ -13,8 +13,6 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from constructs import Construct
-from taskengine import names
-from taskengine.settings import EngineSettings
 
 from infra.constructs.cache import EngineCache
 from infra.constructs.engine_function import ARCHITECTURE, RUNTIME, EngineFunction
@@ -22,6 +20,8 @@ from infra.constructs.errors import EngineConfigError
 from infra.constructs.nag import acknowledge, arn_reference, nag_arn
 from infra.constructs.queues import EngineQueues
 from infra.constructs.storage import EngineStorage
+from taskengine import names
+from taskengine.settings import EngineSettings
 
 # DynamoDB actions per function. A TransactWriteItems call is authorised item by item against
 # PutItem/UpdateItem/DeleteItem/ConditionCheckItem, so there is no action of its own.

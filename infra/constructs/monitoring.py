@@ -14,11 +14,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-from taskengine import names
-from taskengine.names import Metric
 
 from infra.constructs.engine_function import EngineFunction
 from infra.constructs.queues import EngineQueues
+from taskengine import names
+from taskengine.names import Metric
 
 # Powertools Metrics adds the service name as the only default dimension.
 ENGINE_DIMENSIONS = {"service": names.SERVICE}

@@ -7,10 +7,10 @@ import math
 import aws_cdk as cdk
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from taskengine import names
 
 from infra.constructs.errors import EngineConfigError
 from infra.constructs.nag import acknowledge
+from taskengine import names
 
 # AWS's guidance for SQS event sources: the queue's visibility timeout is at least six times
 # the function timeout plus the batching window, so retries of a throttled batch stay hidden.

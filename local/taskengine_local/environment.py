@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from taskengine import names
-
 from taskengine_local import aws_constants
 from taskengine_local.resources import Resources
 from taskengine_local.samples import functions_setting

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import boto3
-from taskengine import names, schema
 
+from taskengine import names, schema
 from taskengine_local import aws_constants
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
 from infra_queries import Synthesized, allowed_actions, by_path, function_id, resources_for
-from taskengine import names
 
 from infra.constructs import TaskEngine, TaskEngineProps
+from taskengine import names
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from infra_queries import Synthesized, by_path, dashboard_metrics, of_type
+
 from taskengine import names
 from taskengine.names import Metric
 

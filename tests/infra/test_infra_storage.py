@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Match
 from infra_queries import Synthesized, by_path, of_type
+
 from taskengine import names, schema
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]

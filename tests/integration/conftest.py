@@ -30,12 +30,12 @@ from harness import (
     http_event,
     redis_db,
 )
-from taskengine.engine import build_engine, default_engine
-from taskengine.settings import load_retry_defaults, load_settings
-from taskengine_local.moto_server import MotoServer
 
 from functions.api.handler import lambda_handler as api_handler
 from functions.scheduler.handler import lambda_handler as scheduler_handler
+from taskengine.engine import build_engine, default_engine
+from taskengine.settings import load_retry_defaults, load_settings
+from taskengine_local.moto_server import MotoServer
 
 
 @pytest.fixture(scope="session")

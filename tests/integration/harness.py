@@ -14,9 +14,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import boto3
-from taskengine import names, schema
 
 from functions.worker.handler import lambda_handler as worker_handler
+from taskengine import names, schema
 
 REGION = "us-east-1"
 REDIS_HOST = "127.0.0.1"

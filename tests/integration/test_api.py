@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from harness import Api, Downstream, Worker, http_task
-from taskengine import names
 from ulid import ULID
 
 import functions.api.handler as api_module
+from taskengine import names
 
 TASKS = "/v1/tasks"
 ADMIN = "/v1/admin/tasks"

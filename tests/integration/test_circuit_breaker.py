@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from harness import Api, Downstream, Queues, Reply, Worker, http_task
+
 from taskengine.models import WorkMessage
 from taskengine.runner import AttemptRunner, RunResult
 

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import redis
 from harness import Api, Clock, Downstream, Queues, Reply, Worker, http_task
+from ulid import ULID
+
+import functions.worker.handler as worker_module
 from taskengine import transitions
 from taskengine.dispatcher import Dispatcher
 from taskengine.models import WorkMessage
 from taskengine.runner import AttemptRunner, RunResult
-from ulid import ULID
-
-import functions.worker.handler as worker_module
 
 TASKS = "/v1/tasks"
 

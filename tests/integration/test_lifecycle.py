@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from harness import Api, Downstream, Queues, Reply, Worker, http_task
+
 from taskengine.models import WorkMessage
 
 TASKS = "/v1/tasks"

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 from harness import Api, Clock, Downstream, Queues, Worker, http_task
+
 from taskengine.dispatcher import Dispatcher
 from taskengine.models import WorkMessage
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+
 from taskengine.breaker import HostBreaker
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")

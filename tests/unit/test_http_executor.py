@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+
 from taskengine.executors import AttemptContext
 from taskengine.executors.http import FORBIDDEN_ADDRESS_ERROR, HttpExecutor, host_is_forbidden
 from taskengine.models import AttemptOutcome, HttpTarget, LambdaTarget

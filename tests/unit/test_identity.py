@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from taskengine.settings import EngineSettings
 
 from functions.api.identity import caller
+from taskengine.settings import EngineSettings
 
 
 def event(authorizer: dict[str, Any] | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+
 from taskengine.executors import AttemptContext
 from taskengine.executors.lambda_ import (
     Boto3LambdaInvoker,

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from taskengine_local.apigw import ApiGatewayServer
 from taskengine_local.stack import StackOptions
 

@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime
 
 from rich.console import Console
+
 from taskengine_local.console import ConsoleHandler, format_transition
 from taskengine_local.scheduler import scheduled_event
 

@@ -10,6 +10,7 @@ import boto3
 import httpx
 import pytest
 from moto.server import ThreadedMotoServer
+
 from taskengine_local.poller import SqsPoller, failed_message_ids
 from taskengine_local.resources import MAX_RECEIVE_COUNT, Resources, create_resources
 

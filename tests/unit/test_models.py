@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
 from taskengine.errors import InvalidRequestError
 from taskengine.models import (
     HttpTarget,

@@ -8,6 +8,7 @@ from email.utils import format_datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from taskengine.models import JitterMode, RetryPolicy
 from taskengine.retry import (
     RandomSource,
