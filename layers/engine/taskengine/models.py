@@ -284,35 +284,28 @@ class TaskSpec(BaseModel):
     sealed_headers: bytes | None = None
 
 
-class TaskView(BaseModel):
-    """A task as the API returns it."""
+class TaskSummary(BaseModel):
+    """A task's state, as listings return it."""
 
     task_id: str
     tenant: str
     status: TaskStatus
-    target: HttpTarget | LambdaTarget = Field(discriminator="type")
-    retry: RetryPolicy
     attempt_count: int
     generation: int
     created_at: UtcTime
     updated_at: UtcTime
     next_attempt_at: UtcTime | None
     last_error: str | None
+
+
+class TaskView(TaskSummary):
+    """A task as the API returns it: its state, what it runs, and its history."""
+
+    target: HttpTarget | LambdaTarget = Field(discriminator="type")
+    retry: RetryPolicy
     idempotency_key: str | None
     attempts: list[AttemptRecord]
     actions: list[AdminAction] = Field(default_factory=list)
-
-
-class TaskSummary(BaseModel):
-    task_id: str
-    tenant: str
-    status: TaskStatus
-    attempt_count: int
-    generation: int
-    created_at: UtcTime
-    updated_at: UtcTime
-    next_attempt_at: UtcTime | None
-    last_error: str | None
 
 
 class TaskPage(BaseModel):

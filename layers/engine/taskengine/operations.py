@@ -38,26 +38,6 @@ ActionName = Literal["cancel", "retry", "replay"]
 MAX_PAGE = 100
 
 
-def view(record: TaskRecord) -> TaskView:
-    state = record.state
-    return TaskView(
-        task_id=state.task_id,
-        tenant=state.tenant,
-        status=state.status,
-        target=record.spec.target,
-        retry=record.spec.retry,
-        attempt_count=state.attempt_count,
-        generation=state.generation,
-        created_at=state.created_at,
-        updated_at=state.updated_at,
-        next_attempt_at=state.next_attempt_at,
-        last_error=state.last_error,
-        idempotency_key=state.idempotency_key,
-        attempts=[a for a in record.attempts if a.generation == state.generation],
-        actions=record.actions,
-    )
-
-
 def summary(state: TaskState) -> TaskSummary:
     return TaskSummary(
         task_id=state.task_id,
@@ -69,6 +49,18 @@ def summary(state: TaskState) -> TaskSummary:
         updated_at=state.updated_at,
         next_attempt_at=state.next_attempt_at,
         last_error=state.last_error,
+    )
+
+
+def view(record: TaskRecord) -> TaskView:
+    state = record.state
+    return TaskView(
+        **summary(state).model_dump(),
+        target=record.spec.target,
+        retry=record.spec.retry,
+        idempotency_key=state.idempotency_key,
+        attempts=[a for a in record.attempts if a.generation == state.generation],
+        actions=record.actions,
     )
 
 
