@@ -84,11 +84,13 @@ class Dispatcher:
     def _handle(self, state: TaskState, now: datetime, report: DispatchReport) -> None:
         if state.status in (TaskStatus.PENDING, TaskStatus.RETRY_SCHEDULED):
             self._dispatch(state, now, report)
-        elif state.status is TaskStatus.RUNNING:
-            if state.lease_until is not None and state.lease_until <= now:
+        elif state.status is TaskStatus.RUNNING and state.lease_until is not None:
+            if state.lease_until <= now:
                 self._recover(state, now, report)
-            else:
-                report.skipped += 1
+                return
+            update = transitions.at_version(transitions.watch_lease(state.lease_until), state)
+            self._engine.store.update_state(state.task_id, update)
+            report.skipped += 1
 
     def _dispatch(self, state: TaskState, now: datetime, report: DispatchReport) -> None:
         engine = self._engine

@@ -23,7 +23,12 @@ def claim(
     lease_until: datetime,
     lease_token: str,
 ) -> Update:
-    """PENDING/RETRY_SCHEDULED -> RUNNING for exactly this attempt of this generation."""
+    """PENDING/RETRY_SCHEDULED -> RUNNING for exactly this attempt of this generation.
+
+    The due time is left as it is (the run time plus the redispatch delay): moving it to the
+    lease's end would rewrite the due index on every attempt. The scheduler meets a running
+    task then, and pushes its due time to the lease's end only if it is still running.
+    """
     return Update(
         sets={
             "status": TaskStatus.RUNNING.value,
@@ -32,7 +37,6 @@ def claim(
             "lease_token": lease_token,
             "running_since": now,
             "updated_at": now,
-            "due_at": lease_until,
             "dispatch_count": 0,
         },
         sets_if_absent={"first_attempt_at": now},
@@ -111,6 +115,11 @@ def at_version(update: Update, state: TaskState) -> Update:
     update.conditions.append("#version = :version")
     update.values[":version"] = state.version
     return update
+
+
+def watch_lease(lease_until: datetime) -> Update:
+    """A running task is next worth a look when its lease ends."""
+    return Update(sets={"due_at": lease_until})
 
 
 def dispatched(*, due_at: datetime, dispatch_count: int) -> Update:
