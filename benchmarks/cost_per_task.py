@@ -152,7 +152,8 @@ def install_meter(meter: Meter) -> Callable[[], None]:
         if operation in DYNAMODB_WRITES:
             with meter.paused():
                 for write in writes or []:
-                    body = next(iter(write.values())) if operation == "TransactWriteItems" else write
+                    transact = operation == "TransactWriteItems"
+                    body = next(iter(write.values())) if transact else write
                     befores.append((body, meter.state_item(body)))
         result = original(client, operation, params)
 
@@ -173,7 +174,7 @@ def install_meter(meter: Meter) -> Callable[[], None]:
                 meter.rru += read
         return result
 
-    botocore.client.BaseClient._make_api_call = counted  # type: ignore[method-assign]
+    setattr(botocore.client.BaseClient, "_make_api_call", counted)  # noqa: B010
     return lambda: setattr(botocore.client.BaseClient, "_make_api_call", original)
 
 
@@ -311,8 +312,10 @@ def main() -> None:
     meter = Meter(session.client("dynamodb", endpoint_url=moto.url), Counter())
 
     with environment(env):
-        from functions.api.handler import lambda_handler as api_handler
-        from functions.worker.handler import lambda_handler as worker_handler
+        # The handlers read their settings at import, so they are imported once the
+        # environment points them at this stack.
+        from functions.api.handler import lambda_handler as api_handler  # noqa: PLC0415
+        from functions.worker.handler import lambda_handler as worker_handler  # noqa: PLC0415
 
         handlers = {
             "api": api_handler,
