@@ -136,7 +136,7 @@ class Meter:
 
 
 def install_meter(meter: Meter) -> Callable[[], None]:
-    original = botocore.client.BaseClient._make_api_call
+    original = getattr(botocore.client.BaseClient, "_make_api_call")  # noqa: B009
 
     def counted(client: Any, operation: str, params: dict[str, Any]) -> Any:
         if not meter.counting:
@@ -341,11 +341,15 @@ def main() -> None:
 
     downstream.shutdown()
     moto.stop()
-    report = {"prices_usd": PRICE, "assumptions": {
-        "api_seconds": API_SECONDS,
-        "worker_seconds_per_batch": WORKER_SECONDS_PER_BATCH,
-        "memory_gb": MEMORY_GB,
-    }, "results": results}
+    report = {
+        "prices_usd": PRICE,
+        "assumptions": {
+            "api_seconds": API_SECONDS,
+            "worker_seconds_per_batch": WORKER_SECONDS_PER_BATCH,
+            "memory_gb": MEMORY_GB,
+        },
+        "results": results,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     for row in results:
