@@ -167,6 +167,8 @@ class ApiGatewayServer:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when a client bursts requests.
+    request_queue_size = 128
     lambda_handler: LambdaHandler
 
 

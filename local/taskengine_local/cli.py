@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 from pathlib import Path
 from types import FrameType
@@ -12,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from taskengine_local.echo_server import make_server
 from taskengine_local.redis_server import LOOPBACK
 from taskengine_local.stack import LocalStack, StackOptions
 
@@ -60,6 +62,7 @@ def dev(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from error
 
+    _require_free_port(host, port)
     stopping = _stop_on_signals()
     with out.status("starting the local stack"):
         stack = LocalStack(options, out=out).start()
@@ -71,6 +74,42 @@ def dev(
         out.print("stopping…", highlight=False)
     finally:
         stack.stop()
+
+
+@app.command("echo-server")
+def echo_server(
+    *,
+    port: Annotated[int, typer.Option(help="Port to listen on (loopback only).")] = 9000,
+    status: Annotated[
+        int, typer.Option(help="HTTP status to answer every request with.", min=100, max=599)
+    ] = 503,
+) -> None:
+    """A downstream to try the engine against: answers every request with --status."""
+    out = Console(soft_wrap=True)
+    _require_free_port(LOOPBACK, port)
+    server = make_server(LOOPBACK, port, status, out)
+    out.print(f"answering {status} on http://{LOOPBACK}:{port}  (Ctrl-C stops)", highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("stopping…", highlight=False)
+    finally:
+        server.server_close()
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Fail fast with a plain message instead of a traceback after start-up."""
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            Console(stderr=True, soft_wrap=True).print(
+                f"[red]{host}:{port} is not available ({error.strerror}).[/] "
+                "Is another taskengine running? Choose another port with --port.",
+            )
+            raise typer.Exit(code=2) from error
 
 
 def _stop_on_signals() -> threading.Event:
