@@ -10,10 +10,12 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from functions.api.identity import caller
-from functions.api.problems import problem, validation_problem
-from taskengine import operations, redrive, submission
+from functions.api.problems import PROBLEM_CONTENT_TYPE, problem, validation_problem
+from functions.api.request_checks import check_request
+from taskengine import __version__, operations, redrive, submission
 from taskengine.engine import Engine, default_engine
 from taskengine.errors import (
     ConflictError,
@@ -31,13 +33,54 @@ from taskengine.models import (
     SubmitTaskRequest,
     TaskPage,
     TaskStatus,
+    TaskView,
 )
 from taskengine.observability import logger, metrics
 
 app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title="taskengine", version="1.0.0")
+app.configure_openapi(
+    title="taskengine",
+    version=__version__,
+    description="Submit background tasks; the engine runs, retries and dead-letters them.",
+)
+app.enable_swagger(path="/docs", title="taskengine", version=__version__)
 
 JSON = "application/json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every error response carries them."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    field: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+_ERRORS: dict[int, str] = {
+    404: "Unknown task (or another tenant's)",
+    409: "Conflicts with the task's state or an earlier request",
+    415: "Body is not JSON",
+    422: "Invalid input; `field` names what is wrong",
+    503: "A backing service is unavailable; retry",
+}
+
+
+def documented(ok: dict[int, tuple[str, type[BaseModel]]], *errors: int) -> dict[int, Any]:
+    """OpenAPI responses for a route: its success bodies and its problem responses."""
+    responses: dict[int, Any] = {
+        status: {"description": text, "content": {JSON: {"model": model}}}
+        for status, (text, model) in ok.items()
+    }
+    for status in errors:
+        responses[status] = {
+            "description": _ERRORS[status],
+            "content": {PROBLEM_CONTENT_TYPE: {"model": Problem}},
+        }
+    return responses
 
 
 def _engine() -> Engine:
@@ -58,7 +101,21 @@ def _who() -> str:
     return caller(app.current_event.raw_event, _engine().settings)
 
 
-@app.post("/v1/tasks", summary="Submit a task")
+@app.post(
+    "/v1/tasks",
+    summary="Submit a task",
+    description="Send `Idempotency-Key` to make retries of this request safe.",
+    responses=documented(
+        {
+            202: ("Accepted; `Location` names the task", TaskView),
+            200: ("The task an earlier request with this Idempotency-Key created", TaskView),
+        },
+        409,
+        415,
+        422,
+        503,
+    ),
+)
 def submit_task(request: Annotated[SubmitTaskRequest, Body()]) -> Response[str]:
     engine = _engine()
     result = submission.submit(
@@ -72,13 +129,21 @@ def submit_task(request: Annotated[SubmitTaskRequest, Body()]) -> Response[str]:
     return _json(202 if result.created else 200, task, {"Location": location})
 
 
-@app.get("/v1/tasks/<task_id>", summary="Read a task and its attempts")
+@app.get(
+    "/v1/tasks/<task_id>",
+    summary="Read a task and its attempts",
+    responses=documented({200: ("The task", TaskView)}, 404),
+)
 def get_task(task_id: str) -> Response[str]:
     record = operations.get_task(_engine(), task_id, _who())
     return _json(200, operations.view(record))
 
 
-@app.post("/v1/tasks/<task_id>/cancel", summary="Cancel a task that has not finished")
+@app.post(
+    "/v1/tasks/<task_id>/cancel",
+    summary="Cancel a task that has not finished",
+    responses=documented({200: ("The cancelled task", TaskView)}, 404, 409, 422),
+)
 def cancel_task(task_id: str) -> Response[str]:
     body = _optional_body(ActionRequest)
     record = operations.cancel(
@@ -92,7 +157,11 @@ def cancel_task(task_id: str) -> Response[str]:
     return _json(200, operations.view(record))
 
 
-@app.get("/v1/admin/tasks", summary="List tasks, newest first")
+@app.get(
+    "/v1/admin/tasks",
+    summary="List tasks, newest first",
+    responses=documented({200: ("A page of tasks", TaskPage)}, 422),
+)
 def list_tasks(
     status: Annotated[TaskStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_PAGE)] = 50,
@@ -102,7 +171,11 @@ def list_tasks(
     return _json(200, page)
 
 
-@app.post("/v1/admin/tasks/<task_id>/retry", summary="Run a RETRY_SCHEDULED task now")
+@app.post(
+    "/v1/admin/tasks/<task_id>/retry",
+    summary="Run a RETRY_SCHEDULED task now",
+    responses=documented({200: ("The task, due now", TaskView)}, 404, 409, 422),
+)
 def retry_task(task_id: str) -> Response[str]:
     body = _optional_body(ActionRequest)
     record = operations.retry_now(
@@ -115,7 +188,11 @@ def retry_task(task_id: str) -> Response[str]:
     return _json(200, operations.view(record))
 
 
-@app.post("/v1/admin/tasks/<task_id>/replay", summary="Run a finished task again")
+@app.post(
+    "/v1/admin/tasks/<task_id>/replay",
+    summary="Run a finished task again, as a new generation",
+    responses=documented({200: ("The task, PENDING again", TaskView)}, 404, 409, 422),
+)
 def replay_task(task_id: str, request: Annotated[ReplayRequest, Body()]) -> Response[str]:
     record = operations.replay(
         _engine(),
@@ -127,19 +204,33 @@ def replay_task(task_id: str, request: Annotated[ReplayRequest, Body()]) -> Resp
     return _json(200, operations.view(record))
 
 
-@app.post("/v1/admin/dead-letters/redrive", summary="Replay dead-lettered tasks in bulk")
+@app.post(
+    "/v1/admin/dead-letters/redrive",
+    summary="Replay dead-lettered tasks in bulk",
+    responses=documented({200: ("What was replayed and skipped", RedriveReport)}, 422),
+)
 def redrive_dead_letters(request: Annotated[RedriveRequest, Body()]) -> Response[str]:
     report: RedriveReport = redrive.redrive(_engine(), request, actor=_who())
     return _json(200, report)
 
 
-@app.get("/v1/admin/stats", summary="Task counts by status and queue depths")
+@app.get(
+    "/v1/admin/stats",
+    summary="Task counts by status and queue depths",
+    responses=documented({200: ("Counts and depths", StatsView)}, 503),
+)
 def stats() -> Response[str]:
     view: StatsView = operations.stats(_engine())
     return _json(200, view)
 
 
-@app.get("/health", summary="Reachability of DynamoDB, SQS and Redis")
+@app.get(
+    "/health",
+    summary="Reachability of DynamoDB, SQS and Redis",
+    responses=documented(
+        {200: ("ok, or degraded without Redis", HealthView), 503: ("down", HealthView)}
+    ),
+)
 def health() -> Response[str]:
     view: HealthView = operations.health(_engine())
     return _json(503 if view.status == "down" else 200, view)
@@ -212,10 +303,19 @@ def _unavailable(error: DependencyError) -> Response[str]:
 
 @app.not_found
 def _no_route(error: NotFoundError) -> Response[str]:
-    return problem(404, "no such route", kind="route-not-found", instance=app.current_event.path)
+    return problem(
+        404,
+        "no such route",
+        kind="route-not-found",
+        instance=app.current_event.path,
+        field="path",
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    rejected = check_request(event)
+    if rejected is not None:
+        return rejected
     return app.resolve(event, context)

@@ -33,7 +33,7 @@ def field_name(loc: Sequence[Any]) -> str:
     return prefix + path if path else (prefix.rstrip(".") or "body")
 
 
-def problem(
+def problem_body(
     status: int,
     detail: str,
     *,
@@ -41,8 +41,7 @@ def problem(
     instance: str | None = None,
     field: str | None = None,
     errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response[str]:
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": _PROBLEM_BASE + kind,
         "title": HTTPStatus(status).phrase,
@@ -55,6 +54,20 @@ def problem(
         body["field"] = field
     if errors:
         body["errors"] = errors
+    return body
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    kind: str,
+    instance: str | None = None,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[str]:
+    body = problem_body(status, detail, kind=kind, instance=instance, field=field, errors=errors)
     return Response(
         status_code=status,
         content_type=PROBLEM_CONTENT_TYPE,

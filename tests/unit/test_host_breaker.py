@@ -23,6 +23,9 @@ def client() -> Iterator[redis.Redis]:
     connection.flushdb()
 
 
+TENANT = "arn:aws:iam::123456789012:role/billing"
+
+
 def breaker(client: redis.Redis | None, threshold: int = 3) -> HostBreaker:
     return HostBreaker(client, failure_threshold=threshold, window_seconds=30, open_seconds=20)
 
@@ -32,27 +35,29 @@ def test_the_circuit_opens_when_failures_reach_the_threshold(client: redis.Redis
     host_breaker = breaker(client)
 
     # When a host fails three times
-    opened = [host_breaker.record_failure("svc.internal") for _ in range(3)]
+    opened = [host_breaker.record_failure(TENANT, "svc.internal") for _ in range(3)]
 
-    # Then the third failure opens it, for about the configured time, for that host only
+    # Then the third failure opens it, for about the configured time, for that host and
+    # that tenant only
     assert opened == [False, False, True]
-    assert 19 < host_breaker.open_for_seconds("svc.internal") <= 20
-    assert host_breaker.open_for_seconds("other.internal") == 0
+    assert 19 < host_breaker.open_for_seconds(TENANT, "svc.internal") <= 20
+    assert host_breaker.open_for_seconds(TENANT, "other.internal") == 0
+    assert host_breaker.open_for_seconds("another-tenant", "svc.internal") == 0
 
 
 def test_a_success_resets_the_failure_count(client: redis.Redis) -> None:
     # Given two failures
     host_breaker = breaker(client)
-    host_breaker.record_failure("svc.internal")
-    host_breaker.record_failure("svc.internal")
+    host_breaker.record_failure(TENANT, "svc.internal")
+    host_breaker.record_failure(TENANT, "svc.internal")
 
     # When a success comes in, then two more failures
-    host_breaker.record_success("svc.internal")
-    opened = [host_breaker.record_failure("svc.internal") for _ in range(2)]
+    host_breaker.record_success(TENANT, "svc.internal")
+    opened = [host_breaker.record_failure(TENANT, "svc.internal") for _ in range(2)]
 
     # Then the circuit is still closed
     assert opened == [False, False]
-    assert host_breaker.open_for_seconds("svc.internal") == 0
+    assert host_breaker.open_for_seconds(TENANT, "svc.internal") == 0
 
 
 def test_without_redis_the_circuit_stays_closed() -> None:
@@ -64,8 +69,8 @@ def test_without_redis_the_circuit_stays_closed() -> None:
     host_breaker = breaker(dead, threshold=1)
 
     # When failures are recorded
-    opened = host_breaker.record_failure("svc.internal")
+    opened = host_breaker.record_failure(TENANT, "svc.internal")
 
     # Then nothing opens and attempts keep running
     assert opened is False
-    assert host_breaker.open_for_seconds("svc.internal") == 0
+    assert host_breaker.open_for_seconds(TENANT, "svc.internal") == 0

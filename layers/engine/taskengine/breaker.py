@@ -1,4 +1,7 @@
-"""A circuit breaker per target host, kept in Redis and shared by every worker.
+"""A circuit breaker per tenant and target host, kept in Redis and shared by every worker.
+
+Circuits are per tenant so that one caller's failing tasks cannot hold back another's calls
+to the same shared host.
 
 When a host keeps failing, further attempts against it are deferred (not run, not counted)
 until the circuit's cool-down ends, so a downstream outage does not turn into a retry storm
@@ -27,21 +30,21 @@ class HostBreaker:
         self._window = window_seconds
         self._open = open_seconds
 
-    def open_for_seconds(self, host: str) -> float:
-        """Seconds until the circuit for `host` closes again; 0 when it is closed."""
+    def open_for_seconds(self, tenant: str, host: str) -> float:
+        """Seconds until the tenant's circuit for `host` closes again; 0 when it is closed."""
         if self._client is None:
             return 0.0
         try:
-            ttl_ms = int(self._client.pttl(names.redis_breaker_key(host, "open")))
+            ttl_ms = int(self._client.pttl(names.redis_breaker_key(tenant, host, "open")))
         except redis.RedisError:
             return 0.0
         return ttl_ms / 1000 if ttl_ms > 0 else 0.0
 
-    def record_failure(self, host: str) -> bool:
+    def record_failure(self, tenant: str, host: str) -> bool:
         """Count a retryable failure; True when this failure opened the circuit."""
         if self._client is None:
             return False
-        failures_key = names.redis_breaker_key(host, "failures")
+        failures_key = names.redis_breaker_key(tenant, host, "failures")
         try:
             pipe = self._client.pipeline()
             pipe.incr(failures_key)
@@ -50,17 +53,17 @@ class HostBreaker:
             if failures < self._threshold:
                 return False
             opened = self._client.set(
-                names.redis_breaker_key(host, "open"), "1", nx=True, ex=self._open
+                names.redis_breaker_key(tenant, host, "open"), "1", nx=True, ex=self._open
             )
             self._client.delete(failures_key)
         except redis.RedisError:
             return False
         return bool(opened)
 
-    def record_success(self, host: str) -> None:
+    def record_success(self, tenant: str, host: str) -> None:
         if self._client is None:
             return
         try:
-            self._client.delete(names.redis_breaker_key(host, "failures"))
+            self._client.delete(names.redis_breaker_key(tenant, host, "failures"))
         except redis.RedisError:
             return

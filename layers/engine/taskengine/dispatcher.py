@@ -57,6 +57,13 @@ class Dispatcher:
                 self._handle(state, now, report)
             except StaleStateError:
                 report.skipped += 1
+            except DependencyError:
+                # One task's failed write must not cost the others their dispatch: what was
+                # already marked as sent still gets its message below.
+                logger.warning(
+                    "scheduler could not handle a task", extra={"task_id": state.task_id}
+                )
+                report.skipped += 1
         self._send(report, now)
 
         count(Metric.SCHEDULER_RUNS)

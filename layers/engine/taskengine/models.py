@@ -17,12 +17,16 @@ from pydantic import (
     field_validator,
 )
 
+# Names that may carry a credential: matched anywhere in a header or query parameter name,
+# so X-Auth-Key, Authentication, X-Session and Private-Key are all kept sealed.
 SECRET_HEADER_PATTERN = re.compile(
-    r"(authorization|cookie|token|secret|password|api[-_]?key|signature|credential)",
+    r"(auth|cookie|token|secret|passw|key|signature|credential|session|private|sig$)",
     re.IGNORECASE,
 )
 REDACTED = "[redacted]"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+# Header values go on the wire as ASCII: visible characters, spaces and tabs only.
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]{0,8192}$")
 _RESERVED_HEADERS = frozenset(
     {"x-task-id", "x-task-attempt", "idempotency-key", "host", "content-length"}
 )
@@ -62,10 +66,45 @@ def find_non_finite(value: Any, path: str = "") -> str | None:
     return None
 
 
+def find_unencodable(value: Any, path: str = "") -> str | None:
+    """Return the JSON path of the first string (or key) that UTF-8 cannot encode, or None.
+
+    JSON allows escapes such as \\ud800 that decode to lone surrogates: valid JSON text, but
+    no UTF-8 byte sequence, so such a value could be stored but never sent.
+    """
+    if isinstance(value, str):
+        return None if _encodable(value) else (path or "$")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if not _encodable(str(key)):
+                return path or "$"
+            found = find_unencodable(item, where)
+            if found:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_unencodable(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _reject_non_finite(value: Any) -> Any:
     bad = find_non_finite(value)
     if bad is not None:
         raise ValueError(f"NaN and Infinity are not valid JSON numbers (at {bad})")
+    bad = find_unencodable(value)
+    if bad is not None:
+        raise ValueError(f"strings must be valid Unicode (a lone surrogate at {bad})")
     return value
 
 
@@ -108,26 +147,40 @@ class HttpTarget(_Strict):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict, max_length=50)
     body: Any = None
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, ge=0.1)
 
     @field_validator("url")
     @classmethod
     def _url_is_http(cls, value: str) -> str:
+        if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in value):
+            raise ValueError("must not contain spaces or control characters")
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute http(s) URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry credentials; send them in a header")
+        try:
+            parts.port  # noqa: B018 - urlsplit checks the port only when it is read
+        except ValueError as error:
+            raise ValueError("has an invalid port") from error
         return value
 
     @field_validator("headers")
     @classmethod
     def _headers_are_valid(cls, value: dict[str, str]) -> dict[str, str]:
+        seen: set[str] = set()
         for name, header_value in value.items():
             if not _HEADER_NAME.match(name):
                 raise ValueError(f"invalid header name {name!r}")
             if name.lower() in _RESERVED_HEADERS:
                 raise ValueError(f"header {name!r} is set by the engine")
-            if "\n" in header_value or "\r" in header_value or len(header_value) > 8192:
-                raise ValueError(f"invalid value for header {name!r}")
+            if name.lower() in seen:
+                raise ValueError(f"header {name!r} is given twice (names are case-insensitive)")
+            seen.add(name.lower())
+            if not _HEADER_VALUE.match(header_value):
+                raise ValueError(
+                    f"the value of header {name!r} must be at most 8192 printable ASCII characters"
+                )
         return value
 
     @field_validator("body")
@@ -183,6 +236,7 @@ class SubmitTaskRequest(_Strict):
     target: Target
     retry: RetryPolicyInput | None = None
     delay_seconds: int | None = Field(default=None, ge=0, le=365 * 86_400)
+    # Bounded in submission (at most a year ahead), where the server's clock is known.
     schedule_at: datetime | None = None
 
     @field_validator("schedule_at")

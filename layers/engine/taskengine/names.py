@@ -6,6 +6,7 @@ resource name stems, the DynamoDB key layout, Redis key formats and CloudWatch m
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
 
 SERVICE: Final = "taskengine"
@@ -44,12 +45,21 @@ TTL_ATTRIBUTE: Final = "expires_at"
 REDIS_PREFIX: Final = "te"
 
 
+def tenant_token(tenant: str) -> str:
+    """A fixed-width, separator-free stand-in for a tenant inside composite keys.
+
+    Tenants are principal ARNs or JWT subjects and may hold ':' or '#'; hashing them keeps
+    "a:b" + "c" and "a" + "b:c" from ever naming the same key.
+    """
+    return hashlib.sha256(tenant.encode()).hexdigest()[:32]
+
+
 def redis_submit_key(tenant: str, idempotency_key: str) -> str:
-    return f"{REDIS_PREFIX}:submit:{tenant}:{idempotency_key}"
+    return f"{REDIS_PREFIX}:submit:{tenant_token(tenant)}:{idempotency_key}"
 
 
-def redis_breaker_key(host: str, part: str) -> str:
-    return f"{REDIS_PREFIX}:breaker:{host}:{part}"
+def redis_breaker_key(tenant: str, host: str, part: str) -> str:
+    return f"{REDIS_PREFIX}:breaker:{tenant_token(tenant)}:{host}:{part}"
 
 
 def redis_claim_key(task_id: str, generation: int, attempt: int) -> str:

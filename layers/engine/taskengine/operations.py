@@ -66,18 +66,19 @@ def view(record: TaskRecord) -> TaskView:
 
 def get_task(engine: Engine, task_id: str, tenant: str | None) -> TaskRecord:
     """The task, if it exists and (when tenant is given) belongs to that tenant."""
-    record = engine.store.load(task_id) if _looks_like_task_id(task_id) else None
+    canonical = _canonical_task_id(task_id)
+    record = engine.store.load(canonical) if canonical else None
     if record is None or (tenant is not None and record.state.tenant != tenant):
         raise TaskNotFoundError(task_id)
     return record
 
 
-def _looks_like_task_id(task_id: str) -> bool:
+def _canonical_task_id(task_id: str) -> str | None:
+    """Task ids are ULIDs, which read the same in either case; None if it is not one."""
     try:
-        ULID.from_str(task_id)
+        return str(ULID.from_str(task_id.upper()))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def _apply(

@@ -17,6 +17,7 @@ from taskengine.models import (
     RedriveRequest,
     RedriveSkip,
     TaskStatus,
+    WorkMessage,
 )
 from taskengine.queue import ReceivedMessage
 
@@ -57,10 +58,7 @@ def _handle(
     report: RedriveReport,
 ) -> bool:
     """Handle one dead letter; True when it was consumed (deleted), False to put it back."""
-    try:
-        letter = DeadLetterMessage.model_validate_json(message.body)
-    except ValidationError:
-        letter = DeadLetterMessage(reason="unparseable")
+    letter = _letter(message.body)
     if letter.task_id is None:
         report.skipped.append(RedriveSkip(task_id=None, reason="no task: " + letter.reason))
         return False
@@ -84,6 +82,21 @@ def _handle(
         return False
     return _replay(
         engine, request, actor=actor, message=message, task_id=letter.task_id, report=report
+    )
+
+
+def _letter(body: str) -> DeadLetterMessage:
+    """A dead letter the engine wrote, or a work message the queue's redrive policy moved."""
+    try:
+        return DeadLetterMessage.model_validate_json(body)
+    except ValidationError:
+        pass
+    try:
+        work = WorkMessage.model_validate_json(body)
+    except ValidationError:
+        return DeadLetterMessage(reason="unparseable")
+    return DeadLetterMessage(
+        task_id=work.task_id, generation=work.generation, reason="moved by the redrive policy"
     )
 
 

@@ -28,10 +28,12 @@ from taskengine.observability import count, log_transition, logger, milliseconds
 from taskengine.outbox import dead_letter, enqueue
 from taskengine.queue import MAX_DELAY_SECONDS, sqs_delay_seconds
 from taskengine.retry import next_attempt_time
+from taskengine.sealing import SealedParts
 from taskengine.store import Update
 
 # Time kept back from the Lambda's remaining time to record the outcome after the call.
 _RECORD_RESERVE_SECONDS = 5.0
+_REDIS_CLAIM_SECONDS = 60
 
 Guard = Callable[[Update], Update]
 
@@ -133,8 +135,10 @@ class AttemptRunner:
         now = engine.clock()
         lease_seconds = int(remaining_seconds + settings.lease_margin_seconds)
 
+        # The Redis claim only has to outlive a burst of duplicate deliveries; DynamoDB guards
+        # the rest. Kept short, it cannot hide a delivery whose worker died before claiming.
         first = engine.guard.claim(
-            message.task_id, message.generation, message.attempt, lease_seconds
+            message.task_id, message.generation, message.attempt, _REDIS_CLAIM_SECONDS
         )
         if first is False:
             count(Metric.DUPLICATES_SUPPRESSED)
@@ -173,7 +177,7 @@ class AttemptRunner:
     def _defer_if_circuit_open(self, state: TaskState, spec: TaskSpec, token: str) -> bool:
         engine = self._engine
         host = target_host(spec)
-        wait = engine.breaker.open_for_seconds(host) if host else 0.0
+        wait = engine.breaker.open_for_seconds(state.tenant, host) if host else 0.0
         now = engine.clock()
         deadline = (state.first_attempt_at or now) + timedelta(
             seconds=spec.retry.max_retry_duration_seconds
@@ -237,38 +241,50 @@ class AttemptRunner:
                 outcome=AttemptOutcome.PERMANENT_FAILURE, duration_ms=0, error="task spec missing"
             )
         try:
-            secrets = (
+            sealed = (
                 engine.sealer.unseal(state.task_id, spec.sealed_headers)
                 if spec.sealed_headers
-                else {}
+                else SealedParts()
             )
             if isinstance(spec.target, HttpTarget):
-                result = engine.http.execute(spec.target, secrets, context)
-                self._feed_breaker(spec, result)
+                target = sealed.apply(spec.target)
+                result = engine.http.execute(target, sealed.headers, context)
+                self._feed_breaker(state.tenant, spec, result)
                 return result
-            return engine.lambdas.execute(spec.target, secrets, context)
+            return engine.lambdas.execute(spec.target, {}, context)
+        except DependencyError as error:
+            # KMS or DynamoDB did not answer: the attempt may well work next time.
+            logger.warning(
+                "attempt could not run",
+                extra={"task_id": state.task_id, "attempt": state.attempt_count},
+            )
+            return ExecutionResult(
+                outcome=AttemptOutcome.RETRYABLE_FAILURE, duration_ms=0, error=str(error)
+            )
         except Exception as error:  # noqa: BLE001 - an attempt that cannot run is a failed one
+            # Anything else is deterministic (a value the executor cannot send): retrying would
+            # only burn the remaining attempts.
             logger.exception(
                 "attempt could not run",
                 extra={"task_id": state.task_id, "attempt": state.attempt_count},
             )
             return ExecutionResult(
-                outcome=AttemptOutcome.RETRYABLE_FAILURE,
+                outcome=AttemptOutcome.PERMANENT_FAILURE,
                 duration_ms=0,
-                error=short_error(f"engine error: {type(error).__name__}: {error}"),
+                error=short_error(f"engine error: {type(error).__name__}"),
             )
 
-    def _feed_breaker(self, spec: TaskSpec, result: ExecutionResult) -> None:
+    def _feed_breaker(self, tenant: str, spec: TaskSpec, result: ExecutionResult) -> None:
         host = target_host(spec)
         if not host:
             return
         if result.outcome is AttemptOutcome.SUCCEEDED:
-            self._engine.breaker.record_success(host)
+            self._engine.breaker.record_success(tenant, host)
             return
         # 429 is the host pacing this caller, not failing; Retry-After handles it.
         paced = result.status_code == 429
         failed = result.outcome is AttemptOutcome.RETRYABLE_FAILURE and not paced
-        if failed and self._engine.breaker.record_failure(host):
+        if failed and self._engine.breaker.record_failure(tenant, host):
             count(Metric.CIRCUITS_OPENED)
             logger.warning("circuit opened", extra={"host": host})
 

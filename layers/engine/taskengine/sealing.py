@@ -1,14 +1,16 @@
-"""Secret request headers are sealed with KMS before they are stored, and unsealed per attempt.
+"""Secrets in a target are sealed with KMS before they are stored, and unsealed per attempt.
 
-Stored records, API responses and logs only ever show the header names with a redacted value.
+Secret header values and URLs whose query names a secret parameter (api_key=...) are kept
+only encrypted; stored records, API responses and logs show them redacted.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field
 
 from taskengine.errors import DependencyError, InvalidRequestError
 from taskengine.models import REDACTED, HttpTarget, is_secret_header
@@ -20,15 +22,40 @@ if TYPE_CHECKING:
 MAX_SEALED_BYTES = 4096
 
 
-def split_secret_headers(target: HttpTarget) -> tuple[HttpTarget, dict[str, str]]:
-    """The target with secret header values redacted, and the secret headers themselves."""
+class SealedParts(BaseModel):
+    """What is kept only encrypted: secret header values and a URL with secret parameters."""
+
+    model_config = ConfigDict(frozen=True)
+
+    headers: dict[str, str] = Field(default_factory=dict)
+    url: str | None = None
+
+    def apply(self, target: HttpTarget) -> HttpTarget:
+        """The target as it must be sent: with the real URL."""
+        return target.model_copy(update={"url": self.url}) if self.url else target
+
+
+def _redact_query(url: str) -> str | None:
+    """The URL with secret-looking query values redacted, or None when it has none."""
+    parts = urlsplit(url)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(is_secret_header(name) for name, _ in pairs):
+        return None
+    redacted = [(name, REDACTED if is_secret_header(name) else value) for name, value in pairs]
+    return urlunsplit(parts._replace(query=urlencode(redacted)))
+
+
+def split_secrets(target: HttpTarget) -> tuple[HttpTarget, SealedParts | None]:
+    """The target as it may be stored and shown, and the parts to seal (None if nothing)."""
     secrets = {name: value for name, value in target.headers.items() if is_secret_header(name)}
-    if not secrets:
-        return target, {}
-    redacted = {
+    redacted_url = _redact_query(target.url)
+    if not secrets and redacted_url is None:
+        return target, None
+    headers = {
         name: REDACTED if name in secrets else value for name, value in target.headers.items()
     }
-    return target.model_copy(update={"headers": redacted}), secrets
+    shown = target.model_copy(update={"headers": headers, "url": redacted_url or target.url})
+    return shown, SealedParts(headers=secrets, url=target.url if redacted_url else None)
 
 
 class HeaderSealer:
@@ -36,11 +63,11 @@ class HeaderSealer:
         self._client = client
         self._key_id = key_id
 
-    def seal(self, task_id: str, headers: dict[str, str]) -> bytes:
-        plaintext = json.dumps(headers, separators=(",", ":")).encode()
+    def seal(self, task_id: str, parts: SealedParts) -> bytes:
+        plaintext = parts.model_dump_json(exclude_none=True).encode()
         if len(plaintext) > MAX_SEALED_BYTES:
             raise InvalidRequestError(
-                f"secret headers exceed {MAX_SEALED_BYTES} bytes", field="target.headers"
+                f"secret headers and URL exceed {MAX_SEALED_BYTES} bytes", field="target.headers"
             )
         try:
             response = self._client.encrypt(
@@ -52,15 +79,14 @@ class HeaderSealer:
             raise DependencyError(f"kms Encrypt failed: {type(error).__name__}") from error
         return response["CiphertextBlob"]
 
-    def unseal(self, task_id: str, blob: bytes) -> dict[str, str]:
+    def unseal(self, task_id: str, blob: bytes) -> SealedParts:
         try:
             response = self._client.decrypt(
                 CiphertextBlob=blob, EncryptionContext={"task_id": task_id}
             )
         except (ClientError, BotoCoreError) as error:
             raise DependencyError(f"kms Decrypt failed: {type(error).__name__}") from error
-        headers: dict[str, str] = json.loads(response["Plaintext"])
-        return headers
+        return SealedParts.model_validate_json(response["Plaintext"])
 
     def ping(self) -> None:
         try:

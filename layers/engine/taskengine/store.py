@@ -394,7 +394,8 @@ class TaskStore:
             raise dependency_error("UpdateItem", error) from error
         return ClaimResult(True, self._state_from_item(response["Attributes"]))
 
-    def put_attempt(self, task_id: str, attempt: AttemptRecord, expires_at: datetime) -> None:
+    def put_attempt(self, task_id: str, attempt: AttemptRecord, expires_at: datetime) -> bool:
+        """Record a finished attempt; False when that attempt was already recorded."""
         item = serialize(
             {
                 names.PK: task_pk(task_id),
@@ -404,9 +405,18 @@ class TaskStore:
             }
         )
         try:
-            self._client.put_item(TableName=self._table, Item=item)
-        except (ClientError, BotoCoreError) as error:
+            # First writer wins: a worker that finishes after its lease expired must not
+            # overwrite the scheduler's record of the lost attempt, nor the other way round.
+            self._client.put_item(
+                TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as error:
+            if is_condition_failure(error):
+                return False
             raise dependency_error("PutItem", error) from error
+        except BotoCoreError as error:
+            raise dependency_error("PutItem", error) from error
+        return True
 
     def apply_action(
         self,
@@ -541,7 +551,7 @@ class TaskStore:
 
 
 def _idem_pk(tenant: str, key: str) -> str:
-    return f"IDEM#{tenant}#{key}"
+    return f"IDEM#{names.tenant_token(tenant)}#{key}"
 
 
 def _json_loads(text: str) -> Any:

@@ -27,11 +27,12 @@ from taskengine.names import Metric
 from taskengine.observability import count, log_transition
 from taskengine.outbox import enqueue
 from taskengine.queue import MAX_DELAY_SECONDS
-from taskengine.sealing import split_secret_headers
+from taskengine.sealing import split_secrets
 from taskengine.settings import EngineSettings, RetryDefaults
 from taskengine.store import IdempotencyRecord, TaskRecord
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_SCHEDULE_DAYS = 365
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -42,7 +43,13 @@ class Submitted:
 
 
 def fingerprint(request: SubmitTaskRequest) -> str:
-    """Hash of the canonical JSON of the request: key order and spacing do not matter."""
+    """Hash of the canonical JSON of the request: key order and spacing do not matter.
+
+    Secret values are left out, so a client retrying with a refreshed token is the same
+    request, and no hash of a secret is ever stored.
+    """
+    if isinstance(request.target, HttpTarget):
+        request = request.model_copy(update={"target": split_secrets(request.target)[0]})
     canonical = json.dumps(
         request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False
     )
@@ -85,7 +92,7 @@ def resolve_retry_policy(request: SubmitTaskRequest, defaults: RetryDefaults) ->
 def _check_target(request: SubmitTaskRequest, settings: EngineSettings) -> float:
     """Server-side checks of the target; returns the attempt timeout in seconds."""
     target = request.target
-    size = len(target.model_dump_json())
+    size = len(target.model_dump_json().encode())
     if size > settings.max_payload_bytes:
         field = "target.body" if isinstance(target, HttpTarget) else "target.payload"
         raise InvalidRequestError(
@@ -124,18 +131,25 @@ def first_run_at(request: SubmitTaskRequest, now: datetime) -> datetime:
             "give delay_seconds or schedule_at, not both", field="schedule_at"
         )
     if request.schedule_at is not None:
+        if request.schedule_at - now > timedelta(days=MAX_SCHEDULE_DAYS):
+            raise InvalidRequestError(
+                f"must be at most {MAX_SCHEDULE_DAYS} days ahead", field="schedule_at"
+            )
         return max(now, request.schedule_at)
     return now + timedelta(seconds=request.delay_seconds or 0)
 
 
-def _existing(engine: Engine, task_id: str, digest: str, stored_digest: str) -> Submitted:
+def _existing(
+    engine: Engine, tenant: str, task_id: str, digest: str, stored_digest: str
+) -> Submitted:
     if digest != stored_digest:
         raise ConflictError(
             "this Idempotency-Key was used with a different request body",
             field=f"header.{IDEMPOTENCY_HEADER}",
         )
     record = engine.store.load(task_id)
-    if record is None:
+    if record is None or record.state.tenant != tenant:
+        # Keys are scoped by tenant; a record of another tenant here is never returned.
         raise DependencyError(f"task {task_id} named by an idempotency key is missing")
     count(Metric.DUPLICATES_SUPPRESSED)
     return Submitted(record=record, created=False)
@@ -151,7 +165,7 @@ def submit(
     if key is not None:
         memo = engine.guard.lookup_submit(tenant, key)
         if memo is not None:
-            return _existing(engine, memo.task_id, digest, memo.fingerprint)
+            return _existing(engine, tenant, memo.task_id, digest, memo.fingerprint)
 
     timeout = _check_target(request, settings)
     policy = resolve_retry_policy(request, engine.retry_defaults)
@@ -160,9 +174,9 @@ def submit(
     enqueue_now = run_at - now <= timedelta(seconds=MAX_DELAY_SECONDS)
 
     target, secrets = (
-        split_secret_headers(request.target)
+        split_secrets(request.target)
         if isinstance(request.target, HttpTarget)
-        else (request.target, {})
+        else (request.target, None)
     )
     sealed = engine.sealer.seal(task_id, secrets) if secrets else None
     state = TaskState(
@@ -199,7 +213,7 @@ def submit(
         existing = engine.store.get_idempotency(tenant, key, now)
         if existing is None:
             raise DependencyError("idempotency key vanished during submit; retry the request")
-        return _existing(engine, existing.task_id, digest, existing.fingerprint)
+        return _existing(engine, tenant, existing.task_id, digest, existing.fingerprint)
 
     if key is not None:
         engine.guard.remember_submit(tenant, key, SubmitMemo(task_id, digest), window)

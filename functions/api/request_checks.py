@@ -1,0 +1,72 @@
+"""Checks on the raw request that must run before the resolver parses it.
+
+The resolver decodes and parses bodies itself and turns some failures (invalid UTF-8, JSON
+nested thousands deep, integers of thousands of digits) into 500s; media types it compares
+case-sensitively. Catching those here keeps every bad request a 4xx problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from functions.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+
+JSON_MEDIA_TYPE = "application/json"
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == JSON_MEDIA_TYPE or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _rejection(status: int, detail: str, field: str, event: dict[str, Any]) -> dict[str, Any]:
+    kind = "unsupported-media-type" if status == 415 else "validation-error"
+    body = problem_body(
+        status,
+        f"{field}: {detail}",
+        kind=kind,
+        instance=str(event.get("rawPath", "")),
+        field=field,
+        errors=[{"field": field, "message": detail, "type": kind}],
+    )
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": PROBLEM_CONTENT_TYPE},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def check_request(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A ready problem response for a body the API cannot read, else None.
+
+    Normalises the Content-Type of JSON bodies in place so the resolver accepts any spelling.
+    """
+    headers: dict[str, str] = event.get("headers") or {}
+    name = next((key for key in headers if key.lower() == "content-type"), None)
+    if name is not None:
+        media_type = headers[name].split(";", 1)[0].strip().lower()
+        if not _is_json(media_type):
+            return _rejection(
+                415, "the body must be application/json", "header.Content-Type", event
+            )
+        headers[name] = JSON_MEDIA_TYPE
+
+    raw = event.get("body")
+    if not raw:
+        return None
+    try:
+        data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw
+        text = data.decode() if isinstance(data, bytes) else data
+        json.loads(text)
+    except (binascii.Error, UnicodeDecodeError):
+        return _rejection(422, "request body is not valid UTF-8", "body", event)
+    except (ValueError, RecursionError):
+        return _rejection(
+            422, "request body is not valid JSON (or is nested too deep)", "body", event
+        )
+    return None
