@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import email.utils
 import json
+import select
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -25,6 +29,9 @@ from taskengine.models import AttemptOutcome, HttpTarget, LambdaTarget
 NOW = datetime(2026, 12, 3, 18, 0, 0, tzinfo=UTC)
 TIMEOUT_SECONDS = 5.0
 SHORT_TIMEOUT_SECONDS = 0.3
+DRIP_INTERVAL_SECONDS = 0.3
+# How far past its timeout an attempt may end: an upper bound, not a window.
+TIMEOUT_SLACK_SECONDS = 2.0
 
 
 @dataclass
@@ -148,6 +155,64 @@ def _new_token() -> str:
     return uuid.uuid4().hex
 
 
+@dataclass
+class RawDownstream:
+    """A one-connection server that writes a scripted response, some of it a byte at a time."""
+
+    url: str
+    closed: threading.Event  # the client closed the connection before the response was out
+
+
+def _read_request_head(conn: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return
+        data += chunk
+
+
+def _serve_once(
+    listener: socket.socket, response: bytes, drip_from: int, closed: threading.Event
+) -> None:
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return
+    with conn:
+        try:
+            _read_request_head(conn)
+            conn.sendall(response[:drip_from])
+            for index in range(drip_from, len(response)):
+                # Wait one interval, noticing at once if the client hangs up meanwhile.
+                readable, _, _ = select.select([conn], [], [], DRIP_INTERVAL_SECONDS)
+                if readable and not conn.recv(4096):
+                    closed.set()
+                    return
+                conn.sendall(response[index : index + 1])
+        except OSError:
+            closed.set()
+
+
+@contextmanager
+def _raw_downstream(response: bytes, drip_from: int | None = None) -> Iterator[RawDownstream]:
+    """Serve response once; from byte drip_from on (default: the end) one byte per interval."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    closed = threading.Event()
+    start = len(response) if drip_from is None else drip_from
+    thread = threading.Thread(
+        target=_serve_once, args=(listener, response, start, closed), daemon=True
+    )
+    thread.start()
+    try:
+        yield RawDownstream(f"http://127.0.0.1:{listener.getsockname()[1]}/hook", closed)
+    finally:
+        listener.close()
+        thread.join(timeout=1)
+
+
 # Classification of responses
 
 
@@ -167,37 +232,83 @@ def test_a_2xx_response_is_a_success(
     assert result.error is None
 
 
-@pytest.mark.parametrize("status", [400, 404, 409, 422])
+@pytest.mark.parametrize(
+    ("status", "phrase"),
+    [(400, "Bad Request"), (404, "Not Found"), (409, "Conflict"), (422, "Unprocessable Entity")],
+)
 def test_a_client_error_other_than_the_retryable_ones_is_a_permanent_failure(
-    executor: HttpExecutor, downstream: Downstream, status: int
+    executor: HttpExecutor, downstream: Downstream, status: int, phrase: str
 ) -> None:
-    # Given a downstream rejecting the request with a 4xx status
+    # Given a downstream rejecting the request with a 4xx status and a body explaining why
     url = downstream.url(f"/status/{status}?body=bad+input")
 
     # When the attempt runs
     result = _run(executor, url)
 
-    # Then the failure is permanent and the error quotes the status and the response body
+    # Then the failure is permanent and the error names the status, never the body
     assert result.outcome is AttemptOutcome.PERMANENT_FAILURE
     assert result.status_code == status
-    assert result.error == f"HTTP {status}: bad input"
+    assert result.error == f"HTTP {status} {phrase}"
 
 
-@pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504])
+@pytest.mark.parametrize(
+    ("status", "phrase"),
+    [
+        (408, "Request Timeout"),
+        (425, "Too Early"),
+        (429, "Too Many Requests"),
+        (500, "Internal Server Error"),
+        (502, "Bad Gateway"),
+        (503, "Service Unavailable"),
+        (504, "Gateway Timeout"),
+    ],
+)
 def test_timeouts_throttles_and_server_errors_are_retryable(
-    executor: HttpExecutor, downstream: Downstream, status: int
+    executor: HttpExecutor, downstream: Downstream, status: int, phrase: str
 ) -> None:
-    # Given a downstream answering with a status worth retrying
-    url = downstream.url(f"/status/{status}")
+    # Given a downstream answering with a status worth retrying and a body
+    url = downstream.url(f"/status/{status}?body=try+later")
 
     # When the attempt runs
     result = _run(executor, url)
 
-    # Then the failure is retryable
+    # Then the failure is retryable and the error names the status, never the body
     assert result.outcome is AttemptOutcome.RETRYABLE_FAILURE
     assert result.status_code == status
-    assert result.error == f"HTTP {status}"
+    assert result.error == f"HTTP {status} {phrase}"
     assert result.retry_after_seconds is None
+
+
+def test_an_error_body_echoing_the_payload_stays_out_of_the_error(
+    executor: HttpExecutor, downstream: Downstream
+) -> None:
+    # Given a downstream whose error body echoes what the request carried
+    card = "4111111111111111"
+    url = downstream.url("/status/500?" + str(httpx.QueryParams({"body": f"you sent card={card}"})))
+
+    # When the attempt runs with that payload
+    result = _run(executor, url, body={"card": card})
+
+    # Then the error is the status alone: nothing of the body is stored, returned or logged
+    assert result.error == "HTTP 500 Internal Server Error"
+    assert card not in result.error
+
+
+def test_a_reason_phrase_of_the_downstreams_own_is_not_quoted(executor: HttpExecutor) -> None:
+    # Given a downstream that puts the payload in its status line as well as in its body
+    card = "4111111111111111"
+    body = f"you sent card={card}".encode()
+    response = (
+        f"HTTP/1.1 500 you sent card={card}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    )
+
+    # When the attempt runs
+    with _raw_downstream(response) as raw:
+        result = _run(executor, raw.url, body={"card": card})
+
+    # Then the error carries the standard phrase for the status, not the downstream's text
+    assert result.outcome is AttemptOutcome.RETRYABLE_FAILURE
+    assert result.error == "HTTP 500 Internal Server Error"
 
 
 def test_retry_after_in_seconds_is_reported_with_a_429(
@@ -242,7 +353,7 @@ def test_a_redirect_is_not_followed_and_is_a_permanent_failure(
     # Then the redirect is reported, not followed
     assert result.outcome is AttemptOutcome.PERMANENT_FAILURE
     assert result.status_code == 302
-    assert result.error == "HTTP 302: redirect not followed"
+    assert result.error == "HTTP 302 Found: redirect not followed"
     assert downstream.requests_to("redirected") == []
 
 
@@ -259,6 +370,78 @@ def test_a_response_slower_than_the_timeout_is_a_retryable_timeout(
     assert result.outcome is AttemptOutcome.RETRYABLE_FAILURE
     assert result.status_code is None
     assert result.error == f"timeout after {SHORT_TIMEOUT_SECONDS:g}s"
+
+
+def test_a_response_dripping_in_slower_than_the_timeout_is_cut_off_at_the_timeout(
+    executor: HttpExecutor,
+) -> None:
+    # Given a downstream that sends its whole response, status line and headers included,
+    # one byte at a time: every read is quick, the response as a whole is not
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    context = _context(timeout_seconds=1)
+
+    # When the attempt runs with a one-second timeout
+    with _raw_downstream(response, drip_from=0) as raw:
+        started = time.monotonic()
+        result = _run(executor, raw.url, context=context)
+        elapsed = time.monotonic() - started
+
+        # Then it ends at the timeout as a retryable timeout, having hung up on the downstream
+        assert elapsed < 1 + TIMEOUT_SLACK_SECONDS
+        assert result.outcome is AttemptOutcome.RETRYABLE_FAILURE
+        assert result.status_code is None
+        assert result.error == "timeout after 1s"
+        assert raw.closed.wait(TIMEOUT_SLACK_SECONDS)
+
+
+def test_a_body_dripping_in_after_the_status_is_cut_off_at_the_timeout(
+    executor: HttpExecutor,
+) -> None:
+    # Given a downstream that sends its status and headers at once, then its body slowly
+    body = b"x" * 40
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    context = _context(timeout_seconds=1)
+
+    # When the attempt runs with a one-second timeout
+    with _raw_downstream(head + body, drip_from=len(head)) as raw:
+        started = time.monotonic()
+        result = _run(executor, raw.url, context=context)
+        elapsed = time.monotonic() - started
+
+        # Then the status decides the outcome, the body is not awaited past the timeout,
+        # and the connection is dropped rather than left half read
+        assert elapsed < 1 + TIMEOUT_SLACK_SECONDS
+        assert result.outcome is AttemptOutcome.SUCCEEDED
+        assert result.status_code == 200
+        assert raw.closed.wait(TIMEOUT_SLACK_SECONDS)
+
+
+def test_concurrent_attempts_each_keep_to_their_own_timeout(executor: HttpExecutor) -> None:
+    # Given two attempts on one executor at once: one with a one-second timeout against a
+    # downstream that never finishes in time, one with a five-second timeout against a
+    # downstream that finishes in about 1.5 s
+    never = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    body = b"x" * 5
+    head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+
+    # When they run on two threads
+    with (
+        _raw_downstream(never, drip_from=0) as short,
+        _raw_downstream(head + body, drip_from=len(head)) as long,
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        short_run = pool.submit(_run, executor, short.url, context=_context(timeout_seconds=1))
+        long_run = pool.submit(
+            _run, executor, long.url, context=_context(timeout_seconds=TIMEOUT_SECONDS)
+        )
+        short_result = short_run.result(timeout=TIMEOUT_SECONDS + TIMEOUT_SLACK_SECONDS)
+        long_result = long_run.result(timeout=TIMEOUT_SECONDS + TIMEOUT_SLACK_SECONDS)
+
+    # Then the short one timed out and the long one, outliving the short one's deadline,
+    # got its whole response
+    assert short_result.error == "timeout after 1s"
+    assert long_result.outcome is AttemptOutcome.SUCCEEDED
+    assert long_result.duration_ms > 1000
 
 
 def test_a_refused_connection_is_retryable_and_names_the_error() -> None:
@@ -406,8 +589,9 @@ def test_a_secret_echoed_in_an_error_body_is_redacted(
     # When the attempt runs with that secret header
     result = _run(executor, url, secrets={"Authorization": secret})
 
-    # Then the stored error does not contain it
-    assert result.error == "HTTP 401: bad [redacted]"
+    # Then the stored error names the status and holds neither the secret nor the body
+    assert result.error == "HTTP 401 Unauthorized"
+    assert "s3cret" not in result.error
 
 
 # Address rules

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -26,13 +28,17 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 USER_AGENT = f"taskengine/{__version__}"
 MAX_RESPONSE_BYTES = 64 * 1024
-ERROR_BODY_CHARS = 200
 FORBIDDEN_ADDRESS_ERROR = "target address not allowed: loopback/link-local"
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
 # The instance metadata service's IPv6 address on Nitro instances sits in a private range.
 _METADATA_V6 = ipaddress.IPv6Address("fd00:ec2::254")
 # Linux treats 0.0.0.0/8 destinations as this host.
 _THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+
+
+# When the attempt running on this thread must end (time.monotonic()); None outside one.
+# Each worker thread has its own context, so concurrent attempts never see each other's.
+_attempt_deadline: ContextVar[float | None] = ContextVar("attempt_deadline", default=None)
 
 
 class TargetForbiddenError(Exception):
@@ -117,11 +123,75 @@ def _resolve(host: str, port: int, resolver: Resolver) -> list[IpAddress]:
     return addresses
 
 
+def _cap(timeout: float | None, expired: type[httpcore.TimeoutException]) -> float | None:
+    """timeout cut to what is left of the current attempt; raises expired once none is."""
+    deadline = _attempt_deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if timeout is not None:
+        left = min(left, timeout)
+    if left <= 0:
+        raise expired("attempt deadline reached")
+    return left
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every blocking call ends by the deadline of the attempt using it.
+
+    httpx applies its timeouts to each read and write, so a downstream sending a byte at a
+    time keeps a call going for as long as it likes. Here each socket operation gets at most
+    what is left of the attempt, so the attempt as a whole (headers and body alike) ends at
+    its deadline with a timeout, and httpcore then closes the connection. The deadline is
+    looked up per call, because a pooled connection serves different attempts over its life.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _cap(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        sock = self._inner.get_extra_info("socket")
+        if not isinstance(sock, socket.socket):
+            self._inner.write(buffer, _cap(timeout, httpcore.WriteTimeout))
+            return
+        # httpcore's write gives every send() the full timeout, so a downstream reading
+        # slowly could stretch one write without bound; each send() here gets what is left.
+        while buffer:
+            limit = _cap(timeout, httpcore.WriteTimeout)
+            try:
+                sock.settimeout(limit)
+                sent = sock.send(buffer)
+            except TimeoutError as exc:
+                raise httpcore.WriteTimeout(exc) from exc
+            except OSError as exc:
+                raise httpcore.WriteError(exc) from exc
+            buffer = buffer[sent:]
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        limit = _cap(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, limit))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
 class _GuardedBackend(httpcore.NetworkBackend):
     """Resolves and checks the host at connect time, then connects to the checked address.
 
     Checking the address actually dialled (not an earlier lookup) closes the DNS rebinding
-    gap; the URL, TLS server name and pooling key keep the original host name.
+    gap; the URL, TLS server name and pooling key keep the original host name. Connections
+    keep to the deadline of the attempt using them (see _DeadlineStream).
     """
 
     def __init__(self, resolver: Resolver, allow_loopback: bool) -> None:
@@ -141,13 +211,18 @@ class _GuardedBackend(httpcore.NetworkBackend):
         deadline = None if timeout is None else time.monotonic() + timeout
         last_error: httpcore.ConnectError | None = None
         for address in addresses:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            remaining = None if deadline is None else deadline - time.monotonic()
+            limit = _cap(remaining, httpcore.ConnectTimeout)
+            if limit is not None and limit <= 0:
+                raise httpcore.ConnectTimeout("connect timeout reached")
             try:
-                return self._inner.connect_tcp(
-                    address, port, remaining, local_address, socket_options
+                stream = self._inner.connect_tcp(
+                    address, port, limit, local_address, socket_options
                 )
             except httpcore.ConnectError as exc:
                 last_error = exc
+            else:
+                return _DeadlineStream(stream)
         assert last_error is not None  # resolve_allowed never returns an empty list
         raise last_error
 
@@ -200,8 +275,10 @@ class HttpExecutor:
     """Runs HttpTarget attempts over one shared, thread-safe httpx.Client.
 
     Without a client of its own making, the executor owns one whose connections are checked
-    against the address rules when they are opened. A client passed in is used as is, and
-    the host is resolved and checked before each request instead.
+    against the address rules when they are opened, and whose every socket operation ends
+    by the attempt's deadline: the timeout bounds the whole call, connect to last body
+    byte (name resolution aside). A client passed in is used as is: the host is resolved and
+    checked before each request instead, and its timeouts bound each operation only.
     """
 
     def __init__(
@@ -236,7 +313,7 @@ class HttpExecutor:
         if not isinstance(target, HttpTarget):
             raise TypeError(f"HttpExecutor cannot run a {target.type} target")
         started = time.monotonic()
-        verdict = self._attempt(target, secret_headers, context)
+        verdict = self._attempt(target, secret_headers, context, started + context.timeout_seconds)
         error = verdict.error
         if error is not None:
             error = short_error(_redact(error, secret_headers.values()))
@@ -249,7 +326,11 @@ class HttpExecutor:
         )
 
     def _attempt(
-        self, target: HttpTarget, secret_headers: dict[str, str], context: AttemptContext
+        self,
+        target: HttpTarget,
+        secret_headers: dict[str, str],
+        context: AttemptContext,
+        deadline: float,
     ) -> _Verdict:
         try:
             content, content_type = _encode_body(target)
@@ -267,7 +348,7 @@ class HttpExecutor:
         try:
             if not self._checks_at_connect:
                 self._check_host(target.url)
-            return self._send(target, headers, content, context)
+            return self._send(target, headers, content, deadline)
         except (
             TargetForbiddenError,
             DnsResolutionError,
@@ -287,37 +368,43 @@ class HttpExecutor:
         target: HttpTarget,
         headers: httpx.Headers,
         content: bytes | None,
-        context: AttemptContext,
+        deadline: float,
     ) -> _Verdict:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise httpx.ConnectTimeout("attempt deadline reached")
         request = self._client.build_request(
             target.method,
             target.url,
             headers=headers,
             content=content,
-            timeout=httpx.Timeout(context.timeout_seconds),
+            # The executor's own connections also cut every operation to the deadline.
+            timeout=httpx.Timeout(remaining),
         )
-        deadline = time.monotonic() + context.timeout_seconds
-        response = self._client.send(request, stream=True, follow_redirects=False)
+        token = _attempt_deadline.set(deadline)
         try:
-            body = _read_capped(response, deadline)
+            response = self._client.send(request, stream=True, follow_redirects=False)
+            try:
+                _drain(response, deadline)
+            finally:
+                response.close()
         finally:
-            response.close()
-        return self._classify(response, body)
+            _attempt_deadline.reset(token)
+        return self._classify(response)
 
-    def _classify(self, response: httpx.Response, body: bytes) -> _Verdict:
+    def _classify(self, response: httpx.Response) -> _Verdict:
         status = response.status_code
         if 200 <= status < 300:
             return _Verdict(AttemptOutcome.SUCCEEDED, status)
 
-        error = f"HTTP {status}"
+        # The status alone: a body (and a reason phrase of the downstream's own) can echo
+        # the request's payload or secrets, and the error is stored, returned and logged.
+        error = _status_text(status)
         if status in RETRYABLE_STATUSES or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
-            error += _body_excerpt(response, body)
             return _Verdict(AttemptOutcome.RETRYABLE_FAILURE, status, error, retry_after)
         if 300 <= status < 400:
             error += ": redirect not followed"
-        else:
-            error += _body_excerpt(response, body)
         return _Verdict(AttemptOutcome.PERMANENT_FAILURE, status, error)
 
 
@@ -348,28 +435,24 @@ def _failure_verdict(exc: Exception, timeout_seconds: float) -> _Verdict:
     return _Verdict(retryable, error=type(exc).__name__)
 
 
-def _read_capped(response: httpx.Response, deadline: float) -> bytes:
-    """Up to MAX_RESPONSE_BYTES of the raw body, read until the attempt's deadline.
+def _status_text(status: int) -> str:
+    """'HTTP 503 Service Unavailable': the status with its standard reason phrase, if any."""
+    phrase = httpx.codes.get_reason_phrase(status)
+    return f"HTTP {status} {phrase}" if phrase else f"HTTP {status}"
 
-    The status already decides the outcome; the body only feeds the error excerpt and lets
-    the connection be reused, so a large or trickling body is cut short rather than awaited.
+
+def _drain(response: httpx.Response, deadline: float) -> None:
+    """Read and drop up to MAX_RESPONSE_BYTES of the raw body, until the attempt's deadline.
+
+    The status already decides the outcome and the body is never reported; reading it only
+    lets the connection be reused, so a large or trickling body is cut short rather than
+    awaited (the connection is then closed, not pooled).
     """
-    chunks: list[bytes] = []
     size = 0
     try:
         for chunk in response.iter_raw():
-            chunks.append(chunk)
             size += len(chunk)
             if size >= MAX_RESPONSE_BYTES or time.monotonic() > deadline:
                 break
     except httpx.TransportError:
-        pass  # the body is best effort once the status line has arrived
-    return b"".join(chunks)[:MAX_RESPONSE_BYTES]
-
-
-def _body_excerpt(response: httpx.Response, body: bytes) -> str:
-    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
-        return ""
-    text = body[: ERROR_BODY_CHARS * 4].decode("utf-8", errors="replace")
-    text = " ".join(text.split())[:ERROR_BODY_CHARS]
-    return f": {text}" if text else ""
+        pass  # best effort once the status line has arrived
