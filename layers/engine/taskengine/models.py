@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -49,21 +50,28 @@ def is_secret_header(name: str) -> bool:
     return bool(SECRET_HEADER_PATTERN.search(name))
 
 
-def find_non_finite(value: Any, path: str = "") -> str | None:
-    """Return the JSON path of the first NaN or Infinity in a JSON value, or None."""
-    if isinstance(value, float) and not math.isfinite(value):
+def _first_bad(value: Any, is_bad: Callable[[Any], bool], path: str) -> str | None:
+    """The JSON path of the first value or key in `value` that `is_bad` flags, or None."""
+    if is_bad(value):
         return path or "$"
     if isinstance(value, dict):
         for key, item in value.items():
-            found = find_non_finite(item, f"{path}.{key}" if path else str(key))
+            if is_bad(key):
+                return path or "$"
+            found = _first_bad(item, is_bad, f"{path}.{key}" if path else str(key))
             if found:
                 return found
     if isinstance(value, list):
         for index, item in enumerate(value):
-            found = find_non_finite(item, f"{path}[{index}]")
+            found = _first_bad(item, is_bad, f"{path}[{index}]")
             if found:
                 return found
     return None
+
+
+def find_non_finite(value: Any, path: str = "") -> str | None:
+    """Return the JSON path of the first NaN or Infinity in a JSON value, or None."""
+    return _first_bad(value, lambda item: isinstance(item, float) and not math.isfinite(item), path)
 
 
 def find_unencodable(value: Any, path: str = "") -> str | None:
@@ -72,22 +80,7 @@ def find_unencodable(value: Any, path: str = "") -> str | None:
     JSON allows escapes such as \\ud800 that decode to lone surrogates: valid JSON text, but
     no UTF-8 byte sequence, so such a value could be stored but never sent.
     """
-    if isinstance(value, str):
-        return None if _encodable(value) else (path or "$")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            if not _encodable(str(key)):
-                return path or "$"
-            found = find_unencodable(item, where)
-            if found:
-                return found
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            found = find_unencodable(item, f"{path}[{index}]")
-            if found:
-                return found
-    return None
+    return _first_bad(value, lambda item: isinstance(item, str) and not _encodable(item), path)
 
 
 def _encodable(text: str) -> bool:
