@@ -34,6 +34,7 @@ from taskengine.store import Update
 # Time kept back from the Lambda's remaining time to record the outcome after the call.
 _RECORD_RESERVE_SECONDS = 5.0
 _REDIS_CLAIM_SECONDS = 60
+_SPEC_RETRY_SECONDS = 5.0
 
 Guard = Callable[[Update], Update]
 
@@ -165,7 +166,12 @@ class AttemptRunner:
             return self._not_claimed(message, claim.state, now)
 
         state = claim.state
-        spec = engine.store.get_spec(state.task_id)
+        try:
+            spec = engine.store.get_spec(state.task_id)
+        except DependencyError:
+            # Nothing ran yet: hand the attempt back instead of holding it until the lease ends.
+            self._defer(state, token, wait_seconds=_SPEC_RETRY_SECONDS, reason="spec unreadable")
+            return RunResult.DEFERRED
         if spec is not None and self._defer_if_circuit_open(state, spec, token):
             return RunResult.DEFERRED
         log_transition(state)
@@ -185,8 +191,15 @@ class AttemptRunner:
         if wait <= 0 or now + timedelta(seconds=wait) > deadline:
             return False
 
+        self._defer(state, token, wait_seconds=wait, reason=f"circuit open for {host}")
+        return True
+
+    def _defer(self, state: TaskState, token: str, *, wait_seconds: float, reason: str) -> None:
+        """Give a claimed attempt back unrun: it comes back later as the same attempt."""
+        engine = self._engine
+        now = engine.clock()
         # Spread the deferred attempts over a second so they do not all return at once.
-        run_at = now + timedelta(seconds=wait + engine.rand())
+        run_at = now + timedelta(seconds=wait_seconds + engine.rand())
         redispatch = timedelta(seconds=engine.settings.redispatch_after_seconds)
         update = transitions.defer(
             attempt=state.attempt_count, now=now, next_attempt_at=run_at, due_at=run_at + redispatch
@@ -194,14 +207,13 @@ class AttemptRunner:
         try:
             new_state = engine.store.update_state(state.task_id, transitions.held(update, token))
         except StaleStateError:
-            return True
+            return
         # The same attempt comes back later: its Redis claim must not make it look like a
         # duplicate of itself.
         engine.guard.release(state.task_id, state.generation, state.attempt_count)
         count(Metric.ATTEMPTS_DEFERRED)
-        log_transition(new_state, reason=f"circuit open for {host}", delay_ms=int(wait * 1000))
+        log_transition(new_state, reason=reason, delay_ms=int(wait_seconds * 1000))
         enqueue(engine, new_state, run_at)
-        return True
 
     def _not_claimed(
         self, message: WorkMessage, current: TaskState | None, now: datetime
