@@ -17,6 +17,8 @@ from taskengine.queue import Outgoing, sqs_delay_seconds
 from taskengine.runner import apply_next, attempt_retention, plan_next
 
 _MAX_PER_SHARD = 1000
+# Redispatch periods an already-sent task may wait behind a backlog before it is sent again.
+_BACKLOG_PATIENCE = 3
 
 
 @dataclass
@@ -47,14 +49,20 @@ class Dispatcher:
         due = [state for batch in batches for state in batch]
         backlog = self._backlog() if any(state.dispatch_count for state in due) else 0
         for state in due:
-            if backlog and state.dispatch_count and state.status is not TaskStatus.RUNNING:
-                # Messages are still waiting in the queue: this task's message is most likely
-                # among them, not lost. Sending it again would only deepen the backlog, and
-                # counting it towards poison would dead-letter healthy work.
-                report.skipped += 1
-                continue
+            # With messages still waiting in the queue, an already-sent task's message is
+            # most likely among them, not lost: sending it again would deepen the backlog, and
+            # counting it towards poison would dead-letter healthy work. Such a task is looked
+            # at again later; only one overdue by several redispatch periods is sent again,
+            # and even then not counted.
+            held_back = bool(backlog and state.dispatch_count)
             try:
-                self._handle(state, now, report)
+                if held_back and state.status is not TaskStatus.RUNNING:
+                    overdue = now - (state.next_attempt_at or now)
+                    if overdue < self._redispatch * _BACKLOG_PATIENCE:
+                        self._postpone(state, now)
+                        report.skipped += 1
+                        continue
+                self._handle(state, now, report, count_dispatch=not held_back)
             except StaleStateError:
                 report.skipped += 1
             except DependencyError:
@@ -88,26 +96,39 @@ class Dispatcher:
             return 0
         return work["visible"] + work["in_flight"]
 
-    def _handle(self, state: TaskState, now: datetime, report: DispatchReport) -> None:
+    @property
+    def _redispatch(self) -> timedelta:
+        return timedelta(seconds=self._engine.settings.redispatch_after_seconds)
+
+    def _postpone(self, state: TaskState, now: datetime) -> None:
+        """Look at this task again one redispatch period from now."""
+        update = transitions.look_again_at(now + self._redispatch)
+        self._engine.store.update_state(state.task_id, transitions.at_version(update, state))
+
+    def _handle(
+        self, state: TaskState, now: datetime, report: DispatchReport, *, count_dispatch: bool
+    ) -> None:
         if state.status in (TaskStatus.PENDING, TaskStatus.RETRY_SCHEDULED):
-            self._dispatch(state, now, report)
+            self._dispatch(state, now, report, count_dispatch=count_dispatch)
         elif state.status is TaskStatus.RUNNING and state.lease_until is not None:
             if state.lease_until <= now:
                 self._recover(state, now, report)
                 return
-            update = transitions.at_version(transitions.watch_lease(state.lease_until), state)
+            update = transitions.at_version(transitions.look_again_at(state.lease_until), state)
             self._engine.store.update_state(state.task_id, update)
             report.skipped += 1
 
-    def _dispatch(self, state: TaskState, now: datetime, report: DispatchReport) -> None:
+    def _dispatch(
+        self, state: TaskState, now: datetime, report: DispatchReport, *, count_dispatch: bool
+    ) -> None:
         engine = self._engine
-        if state.dispatch_count >= engine.settings.max_dispatches:
+        if count_dispatch and state.dispatch_count >= engine.settings.max_dispatches:
             self._poison(state, now, report)
             return
 
         run_at = max(now, state.next_attempt_at or now)
-        due_at = run_at + timedelta(seconds=engine.settings.redispatch_after_seconds)
-        update = transitions.dispatched(due_at=due_at, dispatch_count=state.dispatch_count + 1)
+        sends = state.dispatch_count + 1 if count_dispatch else state.dispatch_count
+        update = transitions.dispatched(due_at=run_at + self._redispatch, dispatch_count=sends)
         engine.store.update_state(state.task_id, transitions.at_version(update, state))
         if state.dispatch_count == 0 and state.next_attempt_at is not None:
             lag_ms = int((now - state.next_attempt_at).total_seconds() * 1000)

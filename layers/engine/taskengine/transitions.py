@@ -117,9 +117,9 @@ def at_version(update: Update, state: TaskState) -> Update:
     return update
 
 
-def watch_lease(lease_until: datetime) -> Update:
-    """A running task is next worth a look when its lease ends."""
-    return Update(sets={"due_at": lease_until})
+def look_again_at(moment: datetime) -> Update:
+    """When the scheduler should next look at a task (a running one: when its lease ends)."""
+    return Update(sets={"due_at": moment})
 
 
 def dispatched(*, due_at: datetime, dispatch_count: int) -> Update:
