@@ -15,6 +15,8 @@ from typing import Any
 from functions.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 JSON_MEDIA_TYPE = "application/json"
+# Deeper bodies are refused: parsing and validating them again later would exhaust the stack.
+MAX_DEPTH = 64
 
 
 def _is_json(media_type: str) -> bool:
@@ -41,32 +43,47 @@ def _rejection(status: int, detail: str, field: str, event: dict[str, Any]) -> d
     }
 
 
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value, without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+    return deepest
+
+
 def check_request(event: dict[str, Any]) -> dict[str, Any] | None:
     """A ready problem response for a body the API cannot read, else None.
 
+    Only requests that carry a body are checked: a GET with a stray Content-Type is fine.
     Normalises the Content-Type of JSON bodies in place so the resolver accepts any spelling.
     """
+    raw = event.get("body")
     headers: dict[str, str] = event.get("headers") or {}
     name = next((key for key in headers if key.lower() == "content-type"), None)
     if name is not None:
         media_type = headers[name].split(";", 1)[0].strip().lower()
-        if not _is_json(media_type):
+        if raw and not _is_json(media_type):
             return _rejection(
                 415, "the body must be application/json", "header.Content-Type", event
             )
+        # Without a body the header says nothing; with one it is JSON in some spelling.
         headers[name] = JSON_MEDIA_TYPE
-
-    raw = event.get("body")
     if not raw:
         return None
+
     try:
         data = base64.b64decode(raw, validate=True) if event.get("isBase64Encoded") else raw
         text = data.decode() if isinstance(data, bytes) else data
-        json.loads(text)
+        parsed = json.loads(text)
     except (binascii.Error, UnicodeDecodeError):
         return _rejection(422, "request body is not valid UTF-8", "body", event)
     except (ValueError, RecursionError):
-        return _rejection(
-            422, "request body is not valid JSON (or is nested too deep)", "body", event
-        )
+        return _rejection(422, "request body is not valid JSON", "body", event)
+    if _depth(parsed) > MAX_DEPTH:
+        return _rejection(422, f"JSON nests deeper than {MAX_DEPTH} levels", "body", event)
     return None

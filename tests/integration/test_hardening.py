@@ -213,3 +213,77 @@ def test_the_scheduler_goes_on_when_one_task_fails(
 
     # Then both are sent again
     assert report.dispatched == len(ids)
+
+
+def test_a_recorded_success_stands_when_the_worker_could_not_update_the_task(
+    api: Api, downstream: Downstream, worker: Worker, make_engine: Any
+) -> None:
+    # Given a worker that recorded its attempt as succeeded, then died before updating the task
+    task_id = api("POST", TASKS, body=http_task(downstream.url("/done"))).json["task_id"]
+    for message in worker.receive():
+        worker.delete(message)
+    clock = Clock(datetime.now(UTC))
+    engine = make_engine(clock=clock)
+    claim = transitions.claim(
+        generation=0,
+        attempt=1,
+        now=clock.now,
+        latest_due=clock.now + timedelta(seconds=2),
+        lease_until=clock.now + timedelta(seconds=90),
+        lease_token="dying-worker",
+    )
+    engine.store.update_state(task_id, claim)
+    done = AttemptRecord(
+        number=1,
+        generation=0,
+        started_at=clock.now,
+        finished_at=clock.now,
+        outcome=AttemptOutcome.SUCCEEDED,
+        status_code=200,
+    )
+    assert engine.store.put_attempt(task_id, done, clock.now + timedelta(days=1))
+
+    # When the scheduler finds the lease expired
+    clock.now += timedelta(minutes=10)
+    assert Dispatcher(engine).run_once().recovered == 1
+
+    # Then the task completes from the recorded outcome; the call is not made again
+    task = api("GET", f"{TASKS}/{task_id}").json
+    assert task["status"] == "COMPLETED"
+    assert [a["outcome"] for a in task["attempts"]] == ["succeeded"]
+    assert downstream.calls_to("/done") == []
+
+
+def test_a_get_with_a_stray_content_type_is_served(api: Api, downstream: Downstream) -> None:
+    task_id = api("POST", TASKS, body=http_task(downstream.url("/x"))).json["task_id"]
+
+    response = api("GET", f"{TASKS}/{task_id}", headers={"content-type": "text/plain"})
+
+    assert response.status == 200
+
+
+def test_a_body_nested_too_deep_to_validate_is_refused(api: Api, downstream: Downstream) -> None:
+    nested: Any = "leaf"
+    for _ in range(300):
+        nested = [nested]
+    body = http_task(downstream.url("/x"), target={"body": nested})
+
+    response = api("POST", TASKS, body=body)
+
+    assert response.status == 422
+    assert problem(response)["field"] == "body"
+
+
+def test_an_ordinary_query_parameter_still_tells_requests_apart(
+    api: Api, downstream: Downstream
+) -> None:
+    # Given a task submitted with a key and an ordinary parameter whose name contains "key"
+    first = http_task(downstream.url("/x") + "?keyword=red")
+    api("POST", TASKS, body=first, headers={"Idempotency-Key": "kw-1"})
+
+    # When the same key comes with another value of that parameter
+    second = http_task(downstream.url("/x") + "?keyword=blue")
+    response = api("POST", TASKS, body=second, headers={"Idempotency-Key": "kw-1"})
+
+    # Then it is a different request: a conflict
+    assert response.status == 409

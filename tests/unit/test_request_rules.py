@@ -89,3 +89,18 @@ def test_a_target_without_secrets_seals_nothing() -> None:
     target = HttpTarget(url=URL, headers={"Content-Type": "application/json"})
 
     assert split_secrets(target) == (target, None)
+
+
+@pytest.mark.parametrize("name", ["X-Author", "keyword", "monkeys", "X-Sessionless-Mode"])
+def test_names_that_only_contain_a_secret_word_are_not_secret(name: str) -> None:
+    assert not is_secret_header(name)
+
+
+def test_a_secret_after_a_semicolon_separator_is_redacted_and_the_rest_kept_verbatim() -> None:
+    target = HttpTarget(url="https://svc.internal/hook?q=%2F;token=S3CRET&a=b+c")
+
+    shown, sealed = split_secrets(target)
+
+    assert shown.url == "https://svc.internal/hook?q=%2F;token=[redacted]&a=b+c"
+    assert sealed is not None
+    assert sealed.url == target.url

@@ -154,10 +154,14 @@ class Dispatcher:
         report.poisoned += 1
 
     def _recover(self, state: TaskState, now: datetime, report: DispatchReport) -> None:
-        """The worker holding this attempt stopped answering: count the attempt as lost."""
+        """The worker holding this attempt stopped answering: count the attempt as lost.
+
+        If the worker did record the attempt's outcome and only failed to update the task,
+        that outcome stands: a call that succeeded is not run again.
+        """
         engine = self._engine
         spec = engine.store.get_spec(state.task_id)
-        attempt = AttemptRecord(
+        lost = AttemptRecord(
             number=state.attempt_count,
             generation=state.generation,
             started_at=state.running_since or now,
@@ -165,10 +169,17 @@ class Dispatcher:
             outcome=AttemptOutcome.LEASE_EXPIRED,
             error="worker stopped before recording the outcome",
         )
-        engine.store.put_attempt(state.task_id, attempt, now + attempt_retention(engine, spec))
+        keep = now + attempt_retention(engine, spec)
+        written = engine.store.put_attempt(state.task_id, lost, keep)
+        attempt = (
+            lost
+            if written
+            else engine.store.get_attempt(state.task_id, state.generation, state.attempt_count)
+            or lost
+        )
         if spec is None:
             return
-        step = plan_next(engine, state, spec, AttemptOutcome.LEASE_EXPIRED, now)
+        step = plan_next(engine, state, spec, attempt.outcome, now)
         new_state = apply_next(
             engine,
             state,
@@ -180,7 +191,7 @@ class Dispatcher:
             ),
         )
         count(Metric.LEASES_RECOVERED)
-        log_transition(new_state, outcome=AttemptOutcome.LEASE_EXPIRED.value, reason=step.reason)
+        log_transition(new_state, outcome=attempt.outcome.value, reason=step.reason)
         report.recovered += 1
 
     def _send(self, report: DispatchReport, now: datetime) -> None:

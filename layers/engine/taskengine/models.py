@@ -18,12 +18,19 @@ from pydantic import (
     field_validator,
 )
 
-# Names that may carry a credential: matched anywhere in a header or query parameter name,
-# so X-Auth-Key, Authentication, X-Session and Private-Key are all kept sealed.
-SECRET_HEADER_PATTERN = re.compile(
-    r"(auth|cookie|token|secret|passw|key|signature|credential|session|private|sig$)",
-    re.IGNORECASE,
-)
+# Name segments that mark a credential. A header or query parameter name is split on "-", "_"
+# and "."; it is secret when a segment is one of these or ends in one of the suffixes, so
+# X-Auth-Key, Authorization, X-Session, Private-Key, api_key and accessToken are sealed while
+# X-Author and keyword are not.
+_SECRET_SEGMENTS = frozenset(
+    {
+        "auth", "authorization", "authentication", "bearer", "cookie", "credential",
+        "credentials", "jwt", "key", "passwd", "password", "private", "secret", "session",
+        "sig", "signature", "token",
+    }
+)  # fmt: skip
+_SECRET_SUFFIXES = ("key", "token", "secret", "password", "signature")
+_NAME_SEGMENTS = re.compile(r"[-_.]")
 REDACTED = "[redacted]"
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 # Header values go on the wire as ASCII: visible characters, spaces and tabs only.
@@ -47,7 +54,9 @@ UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str, when
 
 
 def is_secret_header(name: str) -> bool:
-    return bool(SECRET_HEADER_PATTERN.search(name))
+    """Whether a header (or query parameter) name suggests its value is a credential."""
+    segments = [part for part in _NAME_SEGMENTS.split(name.lower()) if part]
+    return any(part in _SECRET_SEGMENTS or part.endswith(_SECRET_SUFFIXES) for part in segments)
 
 
 def _first_bad(value: Any, is_bad: Callable[[Any], bool], path: str) -> str | None:

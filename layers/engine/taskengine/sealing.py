@@ -6,8 +6,9 @@ only encrypted; stored records, API responses and logs show them redacted.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +26,7 @@ MAX_SEALED_BYTES = 4096
 class SealedParts(BaseModel):
     """What is kept only encrypted: secret header values and a URL with secret parameters."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     headers: dict[str, str] = Field(default_factory=dict)
     url: str | None = None
@@ -35,14 +36,26 @@ class SealedParts(BaseModel):
         return target.model_copy(update={"url": self.url}) if self.url else target
 
 
+_QUERY_SEPARATORS = re.compile(r"([&;])")
+
+
 def _redact_query(url: str) -> str | None:
-    """The URL with secret-looking query values redacted, or None when it has none."""
+    """The URL with secret-looking query values redacted, or None when it has none.
+
+    Works on the raw query text, split on "&" and ";" (some servers take either), so every
+    other byte of the URL stays exactly as the client wrote it.
+    """
     parts = urlsplit(url)
-    pairs = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(is_secret_header(name) for name, _ in pairs):
+    pieces = _QUERY_SEPARATORS.split(parts.query)
+    found = False
+    for index in range(0, len(pieces), 2):
+        name, equals, _ = pieces[index].partition("=")
+        if equals and is_secret_header(unquote_plus(name)):
+            pieces[index] = f"{name}={REDACTED}"
+            found = True
+    if not found:
         return None
-    redacted = [(name, REDACTED if is_secret_header(name) else value) for name, value in pairs]
-    return urlunsplit(parts._replace(query=urlencode(redacted)))
+    return urlunsplit(parts._replace(query="".join(pieces)))
 
 
 def split_secrets(target: HttpTarget) -> tuple[HttpTarget, SealedParts | None]:

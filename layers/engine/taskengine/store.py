@@ -418,6 +418,10 @@ class TaskStore:
             raise dependency_error("PutItem", error) from error
         return True
 
+    def get_attempt(self, task_id: str, generation: int, number: int) -> AttemptRecord | None:
+        item = self._get(task_pk(task_id), attempt_sk(generation, number))
+        return AttemptRecord.model_validate_json(item["record"]["S"]) if item else None
+
     def apply_action(
         self,
         task_id: str,
