@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -74,6 +76,21 @@ def dev(
         out.print("stopping…", highlight=False)
     finally:
         stack.stop()
+    _exit_past_busy_handlers()
+
+
+def _exit_past_busy_handlers() -> None:
+    """Exit now even if a handler is still busy with a slow target.
+
+    stop() waited a bounded time for the handlers; one still calling a target that does not
+    answer is abandoned, as Lambda abandons an invocation at its timeout (its message returns
+    to the queue). Python would otherwise wait for that thread, and the thread pools that run
+    a batch's records, before the process could end.
+    """
+    if threading.active_count() > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @app.command("echo-server")
