@@ -119,6 +119,8 @@ def _require_free_port(host: str, port: int) -> None:
     if port == 0:
         return
     with socket.socket() as probe:
+        # As the servers themselves do, so that connections still closing do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

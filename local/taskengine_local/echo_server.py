@@ -23,7 +23,9 @@ def make_server(host: str, port: int, status: int, out: Console) -> ThreadingHTT
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length)
             shown = "  ".join(f"{name}={self.headers.get(name, '-')}" for name in _SHOWN)
-            secrets = [name for name in self.headers if is_secret_header(name)]
+            secrets = [
+                name for name in self.headers if is_secret_header(name) and name not in _SHOWN
+            ]
             suffix = f"  (secret headers received: {', '.join(secrets)})" if secrets else ""
             out.print(
                 f"{self.command} {self.path} -> {status}  {shown}  {len(body)} bytes{suffix}",
