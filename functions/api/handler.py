@@ -97,6 +97,10 @@ def _header(name: str) -> str | None:
     return app.current_event.headers.get(name)
 
 
+def _action_key() -> str | None:
+    return submission.check_idempotency_key(_header(submission.IDEMPOTENCY_HEADER))
+
+
 def _who() -> str:
     return caller(app.current_event.raw_event, _engine().settings)
 
@@ -152,7 +156,7 @@ def cancel_task(task_id: str) -> Response[str]:
         tenant=_who(),
         actor=_who(),
         reason=body.reason,
-        action_key=_header(submission.IDEMPOTENCY_HEADER),
+        action_key=_action_key(),
     )
     return _json(200, operations.view(record))
 
@@ -183,7 +187,7 @@ def retry_task(task_id: str) -> Response[str]:
         task_id,
         actor=_who(),
         reason=body.reason,
-        action_key=_header(submission.IDEMPOTENCY_HEADER),
+        action_key=_action_key(),
     )
     return _json(200, operations.view(record))
 
@@ -199,7 +203,7 @@ def replay_task(task_id: str, request: Annotated[ReplayRequest, Body()]) -> Resp
         task_id,
         actor=_who(),
         reason=request.reason,
-        action_key=_header(submission.IDEMPOTENCY_HEADER),
+        action_key=_action_key(),
     )
     return _json(200, operations.view(record))
 
@@ -207,10 +211,17 @@ def replay_task(task_id: str, request: Annotated[ReplayRequest, Body()]) -> Resp
 @app.post(
     "/v1/admin/dead-letters/redrive",
     summary="Replay dead-lettered tasks in bulk",
-    responses=documented({200: ("What was replayed and skipped", RedriveReport)}, 422),
+    description="With an `Idempotency-Key`, a repeated request returns the first report.",
+    responses=documented({200: ("What was replayed and skipped", RedriveReport)}, 409, 422),
 )
 def redrive_dead_letters(request: Annotated[RedriveRequest, Body()]) -> Response[str]:
-    report: RedriveReport = redrive.redrive(_engine(), request, actor=_who())
+    report = redrive.redrive_once(
+        _engine(),
+        request,
+        actor=_who(),
+        key=_action_key(),
+        lambda_context=app.lambda_context,
+    )
     return _json(200, report)
 
 

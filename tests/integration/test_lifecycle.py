@@ -277,3 +277,51 @@ def test_dead_letters_can_be_redriven_in_bulk(
     assert response.status == 200
     worker.drain()
     assert read(api, task_id)["status"] == "COMPLETED"
+
+
+def test_a_repeated_keyed_redrive_returns_the_first_report_and_replays_nothing_more(
+    api: Api, downstream: Downstream, worker: Worker
+) -> None:
+    # Given a task that dead-letters on every generation
+    task_id = submit(api, http_task(downstream.script("/never", Reply(404), Reply(404))))
+    worker.drain()
+    key = {"Idempotency-Key": "redrive-1"}
+
+    # When an operator redrives with a key, the task dead-letters again, and the request repeats
+    first = api("POST", "/v1/admin/dead-letters/redrive", body={"limit": 5}, headers=key)
+    worker.drain()
+    again = api("POST", "/v1/admin/dead-letters/redrive", body={"limit": 5}, headers=key)
+    worker.drain()
+
+    # Then the repeat answers the first report and the task was replayed once only
+    assert first.status == 200
+    assert first.json["replayed"] == [task_id]
+    assert again.status == 200
+    assert again.json == first.json
+    task = read(api, task_id)
+    assert task["generation"] == 1
+    assert task["status"] == "DEAD_LETTER"
+    assert len(downstream.calls_to("/never")) == 2
+
+
+def test_a_redrive_key_reused_with_another_body_is_a_conflict(api: Api) -> None:
+    key = {"Idempotency-Key": "redrive-2"}
+    first = api("POST", "/v1/admin/dead-letters/redrive", body={"dry_run": True}, headers=key)
+
+    other = api("POST", "/v1/admin/dead-letters/redrive", body={"limit": 3}, headers=key)
+
+    assert first.status == 200
+    assert other.status == 409
+    assert other.json["field"] == "header.Idempotency-Key"
+
+
+def test_admin_action_keys_are_checked_like_submission_keys(
+    api: Api, downstream: Downstream, worker: Worker
+) -> None:
+    task_id = submit(api, http_task(downstream.url("/long-key")))
+
+    response = api("POST", f"{TASKS}/{task_id}/cancel", headers={"Idempotency-Key": "k" * 300})
+
+    assert response.status == 422
+    assert response.json["field"] == "header.Idempotency-Key"
+    assert read(api, task_id)["status"] == "PENDING"

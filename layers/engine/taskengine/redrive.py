@@ -6,11 +6,26 @@ bypassing the task records, and the local stack's SQS does not implement it.
 
 from __future__ import annotations
 
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyInconsistentStateError,
+    IdempotencyPersistenceLayerError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.serialization.pydantic import PydanticSerializer
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from taskengine import operations
+from taskengine import names, operations
 from taskengine.engine import Engine
-from taskengine.errors import ConflictError
+from taskengine.errors import ConflictError, DependencyError
 from taskengine.models import (
     DeadLetterMessage,
     RedriveReport,
@@ -20,11 +35,83 @@ from taskengine.models import (
     WorkMessage,
 )
 from taskengine.queue import ReceivedMessage
+from taskengine.submission import IDEMPOTENCY_HEADER
 
 # Long enough to handle one receive batch before the messages reappear.
 _VISIBILITY_SECONDS = 60
 # Bounds the messages one request reads, so a DLQ full of non-matching messages ends quickly.
 _MAX_EXAMINED = 500
+# Redrive requests sent with an Idempotency-Key are remembered in the task table, in a
+# partition of their own; their status attribute is renamed so that they stay out of the
+# by_status index, whose key is the tasks' "status".
+_KEYS_PARTITION = "IDEM#redrive"
+_KEY_FIELD = f"header.{IDEMPOTENCY_HEADER}"
+
+
+def redrive_once(
+    engine: Engine,
+    request: RedriveRequest,
+    *,
+    actor: str,
+    key: str | None,
+    lambda_context: LambdaContext | None = None,
+) -> RedriveReport:
+    """Redrive; a repeat of a keyed request returns the first report and replays nothing more.
+
+    Powertools' idempotency utility fits here as it does not for task submission: the result
+    is a report to hand back, and no other write has to share a transaction with the key.
+    """
+    if key is None:
+        return redrive(engine, request, actor=actor)
+
+    config = IdempotencyConfig(
+        event_key_jmespath="[tenant, key]",
+        payload_validation_jmespath="request",
+        expires_after_seconds=engine.settings.idempotency_window_seconds,
+    )
+    if lambda_context is not None:
+        config.register_lambda_context(lambda_context)
+
+    @idempotent_function(
+        data_keyword_argument="call",
+        persistence_store=_request_keys(engine),
+        config=config,
+        output_serializer=PydanticSerializer(RedriveReport),
+        key_prefix="redrive",
+    )
+    def run(call: dict[str, Any]) -> RedriveReport:
+        return redrive(engine, request, actor=actor)
+
+    call = {
+        "tenant": names.tenant_token(actor),
+        "key": key,
+        "request": request.model_dump(mode="json"),
+    }
+    try:
+        report: RedriveReport = run(call=call)
+    except IdempotencyValidationError as error:
+        raise ConflictError(
+            "this Idempotency-Key was used with a different request body", field=_KEY_FIELD
+        ) from error
+    except IdempotencyAlreadyInProgressError as error:
+        raise ConflictError(
+            "a redrive with this Idempotency-Key is still running", field=_KEY_FIELD
+        ) from error
+    except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError) as error:
+        raise DependencyError("the redrive's idempotency record could not be kept") from error
+    return report
+
+
+def _request_keys(engine: Engine) -> DynamoDBPersistenceLayer:
+    return DynamoDBPersistenceLayer(
+        table_name=engine.store.table_name,
+        key_attr=names.PK,
+        sort_key_attr=names.SK,
+        static_pk_value=_KEYS_PARTITION,
+        expiry_attr=names.TTL_ATTRIBUTE,
+        status_attr="request_status",
+        boto3_client=engine.store.client,
+    )
 
 
 def redrive(engine: Engine, request: RedriveRequest, *, actor: str) -> RedriveReport:

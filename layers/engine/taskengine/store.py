@@ -153,6 +153,14 @@ class TaskStore:
         self._due_shards = due_shards
         self._retention = timedelta(days=retention_days)
 
+    @property
+    def client(self) -> DynamoDBClient:
+        return self._client
+
+    @property
+    def table_name(self) -> str:
+        return self._table
+
     # -- item codecs -------------------------------------------------------------------------
 
     def due_shard(self, task_id: str) -> str:
