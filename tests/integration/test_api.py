@@ -10,7 +10,8 @@ from harness import Api, Downstream, Worker, http_task
 from ulid import ULID
 
 import functions.api.handler as api_module
-from taskengine import names
+from taskengine import names, operations
+from taskengine.models import TaskState, TaskStatus
 
 TASKS = "/v1/tasks"
 ADMIN = "/v1/admin/tasks"
@@ -51,6 +52,34 @@ BAD_REQUESTS = [
         "target",
     ),
     ("extra field", "POST", TASKS, {"raw_body": body(surprise=1)}, 422, "surprise"),
+    (
+        "infinite timeout as a string",
+        "POST",
+        TASKS,
+        {"raw_body": body(target__timeout_seconds="inf")},
+        422,
+        "target.timeout_seconds",
+    ),
+    (
+        "timeout beyond the float range",
+        "POST",
+        TASKS,
+        {
+            "raw_body": body(target__timeout_seconds=1).replace(
+                '"timeout_seconds": 1', '"timeout_seconds": 1e400'
+            )
+        },
+        422,
+        "target.timeout_seconds",
+    ),
+    (
+        "header name with a trailing newline",
+        "POST",
+        TASKS,
+        {"raw_body": body(target__headers={"Authorization\n": "Bearer s3cret"})},
+        422,
+        "target.headers",
+    ),
     (
         "extra target field",
         "POST",
@@ -392,3 +421,28 @@ def test_submit_idempotency_holds_when_redis_is_unreachable(
     # Then DynamoDB alone keeps the promise
     assert (first.status, again.status, other.status) == (202, 200, 409)
     assert again.json["task_id"] == first.json["task_id"]
+
+
+def test_a_task_read_in_two_status_partitions_is_listed_once_as_its_newer_self(
+    api: Api, downstream: Downstream, worker: Worker, make_engine: Any, monkeypatch: Any
+) -> None:
+    # Given a completed task whose older PENDING entry a lagging index still returns
+    task_id = api("POST", TASKS, body=http_task(downstream.url("/moved"))).json["task_id"]
+    worker.drain()
+    engine = make_engine()
+    reads = engine.store.list_by_status
+
+    def lagging(status: TaskStatus, before: str | None, limit: int) -> list[TaskState]:
+        found = reads(status, before, limit)
+        if status is TaskStatus.PENDING:
+            [done] = reads(TaskStatus.COMPLETED, before, limit)
+            found.append(done.model_copy(update={"status": TaskStatus.PENDING, "version": 0}))
+        return found
+
+    monkeypatch.setattr(engine.store, "list_by_status", lagging)
+
+    # When every status is listed
+    page = operations.list_tasks(engine, status=None, limit=10, cursor=None)
+
+    # Then the task appears once, with its current status
+    assert [(item.task_id, item.status) for item in page.items] == [(task_id, TaskStatus.COMPLETED)]

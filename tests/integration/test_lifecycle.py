@@ -7,10 +7,12 @@ from typing import Any
 
 from harness import Api, Downstream, Queues, Reply, Worker, http_task
 
+from taskengine import names
 from taskengine.models import WorkMessage
 
 TASKS = "/v1/tasks"
 ADMIN = "/v1/admin/tasks"
+TABLE = names.TABLE_NAME
 
 
 def read(api: Api, task_id: str) -> dict[str, Any]:
@@ -325,3 +327,21 @@ def test_admin_action_keys_are_checked_like_submission_keys(
     assert response.status == 422
     assert response.json["field"] == "header.Idempotency-Key"
     assert read(api, task_id)["status"] == "PENDING"
+
+
+def test_a_replay_by_a_lower_case_id_extends_the_tasks_own_spec(
+    api: Api, downstream: Downstream, worker: Worker, dynamodb: Any
+) -> None:
+    # Given a dead-lettered task
+    task_id = submit(api, http_task(downstream.script("/lower", Reply(404), Reply(200))))
+    worker.drain()
+
+    # When an operator replays it naming its id in lower case
+    response = api("POST", f"{ADMIN}/{task_id.lower()}/replay", body={"reason": "case"})
+
+    # Then the task's own items changed and no item was written under the lower-case id
+    assert response.status == 200
+    assert response.json["generation"] == 1
+    partitions = {item["pk"]["S"] for item in dynamodb.scan(TableName=TABLE)["Items"]}
+    assert f"TASK#{task_id}" in partitions
+    assert f"TASK#{task_id.lower()}" not in partitions

@@ -127,6 +127,8 @@ def test_urls_must_be_absolute_http(url: str) -> None:
         {"Bad Name": "x"},
         {"": "x"},
         {"X-Ok": "line\r\nInjected: yes"},
+        {"Authorization\n": "Bearer s3cret"},
+        {"X-Ok": "value\n"},
         {"X-Ok": "a" * 8193},
         {"Idempotency-Key": "mine"},
         {"x-task-id": "forged"},
@@ -194,7 +196,9 @@ def test_retry_overrides_out_of_range_are_invalid(fields: dict[str, Any]) -> Non
         RetryPolicyInput.model_validate(fields)
 
 
-@pytest.mark.parametrize("name", ["bad name!", "arn:aws:s3:::bucket", "x" * 65])
+@pytest.mark.parametrize(
+    "name", ["bad name!", "arn:aws:s3:::bucket", "x" * 65, "billing-sync\n", "billing-sync:live\n"]
+)
 def test_lambda_function_names_are_checked(name: str) -> None:
     with pytest.raises(ValidationError):
         LambdaTarget(function_name=name)
@@ -217,3 +221,11 @@ def test_an_unknown_target_type_is_invalid() -> None:
         submit(target={"type": "carrier-pigeon", "url": URL})
 
     assert error.value.errors()[0]["type"] == "union_tag_invalid"
+
+
+@pytest.mark.parametrize("timeout", ["inf", "-Infinity", "nan", 1e400])
+def test_a_non_finite_http_timeout_is_invalid(timeout: Any) -> None:
+    with pytest.raises(ValidationError) as error:
+        HttpTarget.model_validate({"url": URL, "timeout_seconds": timeout})
+
+    assert ("timeout_seconds",) in error_locs(error)

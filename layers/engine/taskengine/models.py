@@ -149,7 +149,7 @@ class HttpTarget(_Strict):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict, max_length=50)
     body: Any = None
-    timeout_seconds: float | None = Field(default=None, ge=0.1)
+    timeout_seconds: float | None = Field(default=None, ge=0.1, allow_inf_nan=False)
 
     @field_validator("url")
     @classmethod
@@ -172,14 +172,14 @@ class HttpTarget(_Strict):
     def _headers_are_valid(cls, value: dict[str, str]) -> dict[str, str]:
         seen: set[str] = set()
         for name, header_value in value.items():
-            if not _HEADER_NAME.match(name):
+            if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"invalid header name {name!r}")
             if name.lower() in _RESERVED_HEADERS:
                 raise ValueError(f"header {name!r} is set by the engine")
             if name.lower() in seen:
                 raise ValueError(f"header {name!r} is given twice (names are case-insensitive)")
             seen.add(name.lower())
-            if not _HEADER_VALUE.match(header_value):
+            if not _HEADER_VALUE.fullmatch(header_value):
                 raise ValueError(
                     f"the value of header {name!r} must be at most 8192 printable ASCII characters"
                 )
@@ -199,7 +199,7 @@ class LambdaTarget(_Strict):
     @field_validator("function_name")
     @classmethod
     def _function_name_is_valid(cls, value: str) -> str:
-        if not _FUNCTION_NAME.match(value):
+        if not _FUNCTION_NAME.fullmatch(value):
             raise ValueError("must be a Lambda function name, name:qualifier or function ARN")
         return value
 

@@ -186,7 +186,7 @@ def replay(
             seconds=record.spec.retry.max_retry_duration_seconds,
             days=settings.task_retention_days,
         )
-        engine.store.extend_spec_expiry(task_id, now + keep)
+        engine.store.extend_spec_expiry(record.state.task_id, now + keep)
         if record.state.status is TaskStatus.PENDING:
             enqueue(engine, record.state, now)
     return record
@@ -201,11 +201,12 @@ def decode_cursor(cursor: str | None) -> str | None:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        before = data["before"]
-        ULID.from_str(before)
-    except (ValueError, KeyError, TypeError, binascii.Error) as error:
+        before = _canonical_task_id(data["before"])
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as error:
         raise InvalidRequestError("not a cursor returned by this API", field="cursor") from error
-    return str(before)
+    if before is None:
+        raise InvalidRequestError("not a cursor returned by this API", field="cursor")
+    return before
 
 
 def list_tasks(
@@ -214,11 +215,15 @@ def list_tasks(
     """Newest first. Without a status, pages merge every status partition by task id."""
     before = decode_cursor(cursor)
     statuses = [status] if status else list(TaskStatus)
-    states: list[TaskState] = []
+    latest: dict[str, TaskState] = {}
     for each in statuses:
-        # One more than a page tells whether another page exists.
-        states.extend(engine.store.list_by_status(each, before, limit + 1))
-    states.sort(key=lambda state: state.task_id, reverse=True)
+        # One more than a page tells whether another page exists. A task that changes status
+        # between two of these queries is read in both: the newer version stands.
+        for state in engine.store.list_by_status(each, before, limit + 1):
+            seen = latest.get(state.task_id)
+            if seen is None or state.version > seen.version:
+                latest[state.task_id] = state
+    states = sorted(latest.values(), key=lambda state: state.task_id, reverse=True)
     page = states[:limit]
     more = len(states) > limit
     next_cursor = encode_cursor(page[-1].task_id) if page and more else None

@@ -118,7 +118,7 @@ def _check_target(request: SubmitTaskRequest, settings: EngineSettings) -> float
 def check_idempotency_key(key: str | None) -> str | None:
     if key is None:
         return None
-    if not _KEY_PATTERN.match(key):
+    if not _KEY_PATTERN.fullmatch(key):
         raise InvalidRequestError(
             "must be 1-255 visible ASCII characters", field=f"header.{IDEMPOTENCY_HEADER}"
         )
