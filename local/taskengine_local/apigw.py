@@ -140,6 +140,15 @@ def _event_body(body: bytes) -> tuple[str, bool]:
         return base64.b64encode(body).decode("ascii"), True
 
 
+def _size(text: str | bytes, base: int) -> int:
+    """A body or chunk size; ValueError when it is not a plain non-negative number."""
+    digits = (text.decode("ascii", "replace") if isinstance(text, bytes) else text).strip()
+    # int() alone would also take a sign or underscores.
+    if not (digits.isascii() and digits.isalnum()):
+        raise ValueError(f"invalid size {digits!r}")
+    return int(digits, base)
+
+
 class ApiGatewayServer:
     """Serves HTTP on a loopback port and hands every request to one Lambda handler."""
 
@@ -177,7 +186,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
 
     def _dispatch(self) -> None:
-        body = self._read_body()
+        try:
+            body = self._read_body()
+        except ValueError:
+            self.close_connection = True
+            self._send(
+                HttpResponse(
+                    400, [("content-type", "application/json")], b'{"message":"Bad Request"}'
+                )
+            )
+            return
         if body is None:
             self._send(
                 HttpResponse(
@@ -219,7 +237,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         if "chunked" in self.headers.get("transfer-encoding", "").lower():
             return self._read_chunked()
-        length = int(self.headers.get("content-length") or 0)
+        length = _size(self.headers.get("content-length") or "0", 10)
         if length > MAX_BODY_BYTES:
             self.close_connection = True
             return None
@@ -228,7 +246,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _read_chunked(self) -> bytes | None:
         chunks: list[bytes] = []
         total = 0
-        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+        while size := _size(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
             total += size
             if total > MAX_BODY_BYTES:
                 self.close_connection = True

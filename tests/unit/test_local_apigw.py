@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -205,3 +206,29 @@ def test_the_stack_refuses_to_bind_a_non_loopback_address() -> None:
     # Given / When / Then
     with pytest.raises(ValueError, match="loopback"):
         StackOptions(host="0.0.0.0")
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "Content-Length: -1\r\n",
+        "Content-Length: abc\r\n",
+        "Content-Length: 1_0\r\n",
+        "Transfer-Encoding: chunked\r\n\r\nzz",
+        "Transfer-Encoding: chunked\r\n\r\n-1",
+    ],
+)
+def test_a_body_with_a_malformed_size_gets_a_400_and_never_reaches_the_handler(
+    api: httpx.Client, handler: StandInHandler, framing: str
+) -> None:
+    # Given a request whose body length cannot be read
+    request = f"POST /v1/tasks HTTP/1.1\r\nHost: local\r\n{framing}\r\n"
+
+    # When it is sent on a raw connection
+    with socket.create_connection((api.base_url.host, api.base_url.port), timeout=5) as conn:
+        conn.sendall(request.encode())
+        answer = conn.recv(4096)
+
+    # Then the gateway answers at once with API Gateway's 400, as a deployed API would
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert handler.events == []
