@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
@@ -47,6 +47,15 @@ app.enable_swagger(path="/docs", title="taskengine", version=__version__)
 
 JSON = "application/json"
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=submission.IDEMPOTENCY_HEADER,
+        description="1-255 visible ASCII characters; a repeated request with the same key and "
+        "body is answered as the first one was, and applies once.",
+    ),
+]
+
 
 class Problem(BaseModel):
     """RFC 9457 problem details, as every error response carries them."""
@@ -69,12 +78,18 @@ _ERRORS: dict[int, str] = {
 }
 
 
-def documented(ok: dict[int, tuple[str, type[BaseModel]]], *errors: int) -> dict[int, Any]:
+def documented(
+    ok: dict[int, tuple[str, type[BaseModel]]],
+    *errors: int,
+    headers: dict[int, dict[str, Any]] | None = None,
+) -> dict[int, Any]:
     """OpenAPI responses for a route: its success bodies and its problem responses."""
     responses: dict[int, Any] = {
         status: {"description": text, "content": {JSON: {"model": model}}}
         for status, (text, model) in ok.items()
     }
+    for status, described in (headers or {}).items():
+        responses[status]["headers"] = described
     for status in errors:
         responses[status] = {
             "description": _ERRORS[status],
@@ -91,14 +106,6 @@ def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Res
     return Response(
         status_code=status, content_type=JSON, body=model.model_dump_json(), headers=headers
     )
-
-
-def _header(name: str) -> str | None:
-    return app.current_event.headers.get(name)
-
-
-def _action_key() -> str | None:
-    return submission.check_idempotency_key(_header(submission.IDEMPOTENCY_HEADER))
 
 
 def _who() -> str:
@@ -118,16 +125,17 @@ def _who() -> str:
         415,
         422,
         503,
+        headers={
+            202: {"Location": {"description": "The task's path", "schema": {"type": "string"}}}
+        },
     ),
 )
-def submit_task(request: Annotated[SubmitTaskRequest, Body()]) -> Response[str]:
+def submit_task(
+    request: Annotated[SubmitTaskRequest, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
     engine = _engine()
-    result = submission.submit(
-        engine,
-        request,
-        tenant=_who(),
-        idempotency_key=_header(submission.IDEMPOTENCY_HEADER),
-    )
+    result = submission.submit(engine, request, tenant=_who(), idempotency_key=idempotency_key)
     task = operations.view(result.record)
     location = f"/v1/tasks/{task.task_id}"
     return _json(202 if result.created else 200, task, {"Location": location})
@@ -148,7 +156,7 @@ def get_task(task_id: str) -> Response[str]:
     summary="Cancel a task that has not finished",
     responses=documented({200: ("The cancelled task", TaskView)}, 404, 409, 422),
 )
-def cancel_task(task_id: str) -> Response[str]:
+def cancel_task(task_id: str, idempotency_key: IdempotencyKey = None) -> Response[str]:
     body = _optional_body(ActionRequest)
     record = operations.cancel(
         _engine(),
@@ -156,7 +164,7 @@ def cancel_task(task_id: str) -> Response[str]:
         tenant=_who(),
         actor=_who(),
         reason=body.reason,
-        action_key=_action_key(),
+        action_key=submission.check_idempotency_key(idempotency_key),
     )
     return _json(200, operations.view(record))
 
@@ -180,14 +188,14 @@ def list_tasks(
     summary="Run a RETRY_SCHEDULED task now",
     responses=documented({200: ("The task, due now", TaskView)}, 404, 409, 422),
 )
-def retry_task(task_id: str) -> Response[str]:
+def retry_task(task_id: str, idempotency_key: IdempotencyKey = None) -> Response[str]:
     body = _optional_body(ActionRequest)
     record = operations.retry_now(
         _engine(),
         task_id,
         actor=_who(),
         reason=body.reason,
-        action_key=_action_key(),
+        action_key=submission.check_idempotency_key(idempotency_key),
     )
     return _json(200, operations.view(record))
 
@@ -197,13 +205,17 @@ def retry_task(task_id: str) -> Response[str]:
     summary="Run a finished task again, as a new generation",
     responses=documented({200: ("The task, PENDING again", TaskView)}, 404, 409, 422),
 )
-def replay_task(task_id: str, request: Annotated[ReplayRequest, Body()]) -> Response[str]:
+def replay_task(
+    task_id: str,
+    request: Annotated[ReplayRequest, Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> Response[str]:
     record = operations.replay(
         _engine(),
         task_id,
         actor=_who(),
         reason=request.reason,
-        action_key=_action_key(),
+        action_key=submission.check_idempotency_key(idempotency_key),
     )
     return _json(200, operations.view(record))
 
@@ -214,12 +226,14 @@ def replay_task(task_id: str, request: Annotated[ReplayRequest, Body()]) -> Resp
     description="With an `Idempotency-Key`, a repeated request returns the first report.",
     responses=documented({200: ("What was replayed and skipped", RedriveReport)}, 409, 422),
 )
-def redrive_dead_letters(request: Annotated[RedriveRequest, Body()]) -> Response[str]:
+def redrive_dead_letters(
+    request: Annotated[RedriveRequest, Body()], idempotency_key: IdempotencyKey = None
+) -> Response[str]:
     report = redrive.redrive_once(
         _engine(),
         request,
         actor=_who(),
-        key=_action_key(),
+        key=submission.check_idempotency_key(idempotency_key),
         lambda_context=app.lambda_context,
     )
     return _json(200, report)

@@ -360,6 +360,19 @@ def test_openapi_describes_the_task_routes(api: Api) -> None:
     assert "/v1/tasks/{task_id}" in document["paths"]
 
 
+def test_openapi_names_the_idempotency_header_the_location_and_time_formats(api: Api) -> None:
+    document = json.loads(api("GET", "/openapi.json").text)
+
+    submit = document["paths"]["/v1/tasks"]["post"]
+    redrive = document["paths"]["/v1/admin/dead-letters/redrive"]["post"]
+    for operation in (submit, redrive):
+        headers = [p["name"].lower() for p in operation["parameters"] if p["in"] == "header"]
+        assert headers == ["idempotency-key"]
+    assert "Location" in submit["responses"]["202"]["headers"]
+    created_at = document["components"]["schemas"]["TaskView"]["properties"]["created_at"]
+    assert created_at["format"] == "date-time"
+
+
 def test_docs_serve_the_swagger_ui(api: Api) -> None:
     response = api("GET", "/docs")
 

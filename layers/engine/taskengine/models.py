@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -50,7 +51,11 @@ def format_time(value: datetime) -> str:
     )
 
 
-UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+UtcTime = Annotated[
+    datetime,
+    PlainSerializer(format_time, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 def is_secret_header(name: str) -> bool:
