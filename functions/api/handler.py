@@ -35,7 +35,7 @@ from taskengine.models import (
     TaskStatus,
     TaskView,
 )
-from taskengine.observability import logger, metrics
+from taskengine.observability import logger, metrics, tracer
 
 app = APIGatewayHttpResolver(enable_validation=True)
 app.configure_openapi(
@@ -339,6 +339,7 @@ def _no_route(error: NotFoundError) -> Response[str]:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     rejected = check_request(event)
     if rejected is not None:

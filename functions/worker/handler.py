@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from taskengine.engine import default_engine
 from taskengine.models import DeadLetterMessage, WorkMessage
 from taskengine.names import Metric
-from taskengine.observability import count, logger, metrics
+from taskengine.observability import count, logger, metrics, tracer
 from taskengine.runner import AttemptRunner
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -50,6 +50,7 @@ def _remaining_seconds(context: LambdaContext) -> float:
 
 @logger.inject_lambda_context
 @metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     async def record_handler(record: SQSRecord) -> None:
         # boto3, httpx and redis calls block; threads let a batch's records overlap.

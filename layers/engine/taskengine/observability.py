@@ -1,11 +1,11 @@
-"""The engine's Logger and Metrics, shared by the handlers and the domain code."""
+"""The engine's Logger, Metrics and Tracer, shared by the handlers and the domain code."""
 
 from __future__ import annotations
 
 import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
 from taskengine import names
@@ -13,6 +13,10 @@ from taskengine.models import TaskState
 
 logger = Logger(service=names.SERVICE)
 metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=names.SERVICE)
+# Patches boto3 and httpx, so every AWS call and target call is an X-Ray subsegment. Off
+# outside Lambda and wherever POWERTOOLS_TRACE_DISABLED is set; handlers keep their response
+# out of traces, as it may hold a payload.
+tracer = Tracer(service=names.SERVICE)
 
 TRANSITION_MESSAGE = "task transition"
 
