@@ -72,8 +72,8 @@ class Problem(BaseModel):
 _ERRORS: dict[int, str] = {
     404: "Unknown task (or another tenant's)",
     409: "Conflicts with the task's state or an earlier request",
-    415: "Body is not JSON",
-    422: "Invalid input; `field` names what is wrong",
+    415: "The body's Content-Type is not JSON",
+    422: "Invalid input (a body that is not JSON included); `field` names what is wrong",
     503: "A backing service is unavailable; retry",
 }
 
@@ -83,14 +83,18 @@ def documented(
     *errors: int,
     headers: dict[int, dict[str, Any]] | None = None,
 ) -> dict[int, Any]:
-    """OpenAPI responses for a route: its success bodies and its problem responses."""
+    """OpenAPI responses for a route: its success bodies and its problem responses.
+
+    Every route answers a body it cannot read with a 422 problem, so each documents one in
+    place of the resolver's default schema.
+    """
     responses: dict[int, Any] = {
         status: {"description": text, "content": {JSON: {"model": model}}}
         for status, (text, model) in ok.items()
     }
     for status, described in (headers or {}).items():
         responses[status]["headers"] = described
-    for status in errors:
+    for status in sorted({*errors, 422}):
         responses[status] = {
             "description": _ERRORS[status],
             "content": {PROBLEM_CONTENT_TYPE: {"model": Problem}},
@@ -106,6 +110,16 @@ def _json(status: int, model: Any, headers: dict[str, str] | None = None) -> Res
     return Response(
         status_code=status, content_type=JSON, body=model.model_dump_json(), headers=headers
     )
+
+
+def _refuse_unknown_query(known: set[str]) -> None:
+    # A misspelt filter must not quietly widen a listing an operator acts on.
+    for name in app.current_event.query_string_parameters or {}:
+        if name not in known:
+            raise InvalidRequestError(
+                f"unknown query parameter; expected one of {', '.join(sorted(known))}",
+                field=name,
+            )
 
 
 def _who() -> str:
@@ -179,6 +193,7 @@ def list_tasks(
     limit: Annotated[int, Query(ge=1, le=operations.MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response[str]:
+    _refuse_unknown_query({"status", "limit", "cursor"})
     page: TaskPage = operations.list_tasks(_engine(), status=status, limit=limit, cursor=cursor)
     return _json(200, page)
 

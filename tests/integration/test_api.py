@@ -161,6 +161,30 @@ BAD_REQUESTS = [
         422,
         "header.Idempotency-Key",
     ),
+    (
+        "delay as a string",
+        "POST",
+        TASKS,
+        {"raw_body": body(delay_seconds="10")},
+        422,
+        "delay_seconds",
+    ),
+    (
+        "attempts as a string",
+        "POST",
+        TASKS,
+        {"raw_body": body(retry__max_attempts="3")},
+        422,
+        "retry.max_attempts",
+    ),
+    (
+        "dry run as a word",
+        "POST",
+        "/v1/admin/dead-letters/redrive",
+        {"raw_body": '{"dry_run": "no"}'},
+        422,
+        "dry_run",
+    ),
     ("malformed json", "POST", TASKS, {"raw_body": '{"target": '}, 422, "body"),
     ("empty body", "POST", TASKS, {"raw_body": ""}, 422, "body"),
     ("array body", "POST", TASKS, {"raw_body": "[1, 2]"}, 422, "body"),
@@ -168,6 +192,7 @@ BAD_REQUESTS = [
     ("bad cursor", "GET", ADMIN, {"query": "cursor=not-a-cursor"}, 422, "cursor"),
     ("bad status filter", "GET", ADMIN, {"query": "status=SLEEPING"}, 422, "status"),
     ("limit zero", "GET", ADMIN, {"query": "limit=0"}, 422, "limit"),
+    ("misspelt filter", "GET", ADMIN, {"query": "statuss=DEAD_LETTER"}, 422, "statuss"),
     ("limit too large", "GET", ADMIN, {"query": "limit=1000"}, 422, "limit"),
     ("limit not a number", "GET", ADMIN, {"query": "limit=ten"}, 422, "limit"),
     ("unknown task id", "GET", f"{TASKS}/{UNKNOWN_ID}", {}, 404, "task_id"),
@@ -371,6 +396,23 @@ def test_openapi_names_the_idempotency_header_the_location_and_time_formats(api:
     assert "Location" in submit["responses"]["202"]["headers"]
     created_at = document["components"]["schemas"]["TaskView"]["properties"]["created_at"]
     assert created_at["format"] == "date-time"
+
+
+def test_openapi_documents_every_error_as_a_problem(api: Api) -> None:
+    document = json.loads(api("GET", "/openapi.json").text)
+
+    errors = {
+        (path, method, status): set(response["content"])
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+        if int(status) >= 400
+    }
+
+    # A failing health check answers with the health report itself.
+    assert errors.pop(("/health", "get", "503")) == {"application/json"}
+    assert ("/health", "get", "422") in errors
+    assert all(types == {"application/problem+json"} for types in errors.values()), errors
 
 
 def test_docs_serve_the_swagger_ui(api: Api) -> None:

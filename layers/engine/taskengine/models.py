@@ -145,6 +145,12 @@ class AttemptOutcome(StrEnum):
 
 
 class _Strict(BaseModel):
+    """A model of what a caller sends: unknown fields are refused.
+
+    Its numbers and flags are strict fields, so `"10"` is not a delay and `"no"` is not
+    `false`: a typo must not turn a dry run into a real one.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -154,7 +160,7 @@ class HttpTarget(_Strict):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict, max_length=50)
     body: Any = None
-    timeout_seconds: float | None = Field(default=None, ge=0.1, allow_inf_nan=False)
+    timeout_seconds: float | None = Field(default=None, ge=0.1, allow_inf_nan=False, strict=True)
 
     @field_validator("url")
     @classmethod
@@ -220,12 +226,14 @@ Target = Annotated[HttpTarget | LambdaTarget, Field(discriminator="type")]
 class RetryPolicyInput(_Strict):
     """A task's retry overrides; unset fields take the server defaults."""
 
-    max_attempts: int | None = Field(default=None, ge=1)
-    min_backoff_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_backoff_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    max_doublings: int | None = Field(default=None, ge=0, le=1000)
+    max_attempts: int | None = Field(default=None, ge=1, strict=True)
+    min_backoff_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
+    max_backoff_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
+    max_doublings: int | None = Field(default=None, ge=0, le=1000, strict=True)
     jitter: JitterMode | None = None
-    max_retry_duration_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    max_retry_duration_seconds: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, strict=True
+    )
 
 
 class RetryPolicy(_Strict):
@@ -242,7 +250,7 @@ class RetryPolicy(_Strict):
 class SubmitTaskRequest(_Strict):
     target: Target
     retry: RetryPolicyInput | None = None
-    delay_seconds: int | None = Field(default=None, ge=0, le=365 * 86_400)
+    delay_seconds: int | None = Field(default=None, ge=0, le=365 * 86_400, strict=True)
     # Bounded in submission (at most a year ahead), where the server's clock is known.
     schedule_at: datetime | None = None
 
@@ -268,8 +276,8 @@ class RedriveFilter(_Strict):
 
 
 class RedriveRequest(_Strict):
-    limit: int = Field(default=25, ge=1, le=100)
-    dry_run: bool = False
+    limit: int = Field(default=25, ge=1, le=100, strict=True)
+    dry_run: bool = Field(default=False, strict=True)
     reason: str = Field(default="dead-letter redrive", min_length=1, max_length=500)
     filter: RedriveFilter = Field(default_factory=RedriveFilter)
 
