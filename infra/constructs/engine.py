@@ -118,7 +118,7 @@ class TaskEngine(Construct):
         self.functions = EngineFunctions(
             self,
             "Functions",
-            config=_functions_config(props),
+            config=_functions_config(props, deployment=name_prefix),
             network=FunctionsNetwork(
                 vpc=self.network.vpc,
                 subnets=self.network.private_subnets,
@@ -140,6 +140,7 @@ class TaskEngine(Construct):
         self.monitoring = EngineMonitoring(
             self,
             "Monitoring",
+            deployment=name_prefix,
             queues=self.queues,
             http_api=self.api.http_api,
             api=self.functions.api,
@@ -162,8 +163,9 @@ class TaskEngine(Construct):
         return self.api.grant_admin(grantee)
 
 
-def _functions_config(props: TaskEngineProps) -> FunctionsConfig:
+def _functions_config(props: TaskEngineProps, *, deployment: str) -> FunctionsConfig:
     return FunctionsConfig(
+        deployment=deployment,
         functions_dir=props.functions_dir,
         deps_layer_dir=props.deps_layer_dir,
         engine_layer_dir=props.engine_layer_dir,

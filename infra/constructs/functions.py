@@ -71,6 +71,7 @@ def _require_built(path: Path) -> None:
 
 @dataclass(frozen=True)
 class FunctionsConfig:
+    deployment: str
     functions_dir: Path
     deps_layer_dir: Path
     engine_layer_dir: Path
@@ -123,6 +124,7 @@ class EngineFunctions(Construct):
             names.ENV_REDIS_URL: cache.url,
             names.ENV_REDIS_SECRET_ARN: cache.auth_secret.secret_arn,
             names.ENV_DUE_SHARDS: str(config.due_shards),
+            names.ENV_DEPLOYMENT: config.deployment,
         }
         self.api = self._function(
             "Api", "api", "taskengine HTTP API: submit, read, admin", config.api_memory_mb

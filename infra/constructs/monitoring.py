@@ -20,8 +20,6 @@ from infra.constructs.queues import EngineQueues
 from taskengine import names
 from taskengine.names import Metric
 
-# Powertools Metrics adds the service name as the only default dimension.
-ENGINE_DIMENSIONS = {"service": names.SERVICE}
 ALARM_PERIOD = cdk.Duration.minutes(5)
 GRAPH_PERIOD = cdk.Duration.minutes(1)
 SUM = cloudwatch.Stats.SUM
@@ -31,8 +29,17 @@ LESS = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 WIDGET_WIDTH = 8
 
 
+def engine_dimensions(deployment: str) -> dict[str, str]:
+    """The dimensions of every engine metric: Powertools' service and the engine's deployment."""
+    return {names.SERVICE_DIMENSION: names.SERVICE, names.DEPLOYMENT_DIMENSION: deployment}
+
+
 def engine_metric(
-    metric_name: str, *, statistic: str = SUM, period: cdk.Duration = GRAPH_PERIOD
+    metric_name: str,
+    *,
+    deployment: str,
+    statistic: str = SUM,
+    period: cdk.Duration = GRAPH_PERIOD,
 ) -> cloudwatch.Metric:
     """A metric the engine emits; `metric_name` must be one of taskengine.names.ALL_METRICS."""
     if metric_name not in names.ALL_METRICS:
@@ -40,7 +47,7 @@ def engine_metric(
     return cloudwatch.Metric(
         namespace=names.METRICS_NAMESPACE,
         metric_name=metric_name,
-        dimensions_map=ENGINE_DIMENSIONS,
+        dimensions_map=engine_dimensions(deployment),
         statistic=statistic,
         period=period,
     )
@@ -54,6 +61,7 @@ class EngineMonitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        deployment: str,
         queues: EngineQueues,
         http_api: apigwv2.HttpApi,
         api: EngineFunction,
@@ -63,6 +71,7 @@ class EngineMonitoring(Construct):
         alarm_emails: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
+        self._deployment = deployment
         self._functions = {"Api": api, "Worker": worker, "Scheduler": scheduler}
         self.alarm_topic = self._create_topic(alarm_emails)
         self.alarms: list[cloudwatch.Alarm] = []
@@ -129,7 +138,7 @@ class EngineMonitoring(Construct):
         self._alarm(
             "SchedulerNotRunning",
             "The scheduler has not completed a run in five minutes: due tasks are not dispatched",
-            engine_metric(Metric.SCHEDULER_RUNS, period=ALARM_PERIOD),
+            self._engine_metric(Metric.SCHEDULER_RUNS, period=ALARM_PERIOD),
             threshold=1,
             comparison=LESS,
             missing_data=cloudwatch.TreatMissingData.BREACHING,
@@ -137,7 +146,7 @@ class EngineMonitoring(Construct):
         self._alarm(
             "RedisUnavailable",
             "The engine runs degraded without Redis (DynamoDB guards alone)",
-            engine_metric(Metric.REDIS_UNAVAILABLE, period=ALARM_PERIOD),
+            self._engine_metric(Metric.REDIS_UNAVAILABLE, period=ALARM_PERIOD),
             threshold=0,
         )
         self._alarm(
@@ -146,6 +155,9 @@ class EngineMonitoring(Construct):
             http_api.metric_server_error(statistic=SUM, period=ALARM_PERIOD),
             threshold=0,
         )
+
+    def _engine_metric(self, metric_name: str, **options: Any) -> cloudwatch.Metric:
+        return engine_metric(metric_name, deployment=self._deployment, **options)
 
     def _alarm(
         self,
@@ -177,7 +189,7 @@ class EngineMonitoring(Construct):
 
         def metric(metric_name: str, **options: Any) -> cloudwatch.Metric:
             shown.add(metric_name)
-            return engine_metric(metric_name, **options)
+            return self._engine_metric(metric_name, **options)
 
         def graph(title: str, *metrics: cloudwatch.IMetric) -> cloudwatch.GraphWidget:
             return cloudwatch.GraphWidget(title=title, left=list(metrics), width=WIDGET_WIDTH)

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
 from infra_queries import Synthesized, by_path, dashboard_metrics, of_type
 
+from infra.app import DEFAULT_STACK_NAME
 from taskengine import names
 from taskengine.names import Metric
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
 
-ENGINE_DIMENSIONS = [{"Name": "service", "Value": names.SERVICE}]
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME_SOURCES = (ROOT / "layers" / "engine" / "taskengine", ROOT / "functions")
+EMITTERS = {"count", "milliseconds"}
+
+# The stack synthesised here is named by cdk.json's default, and so is its deployment.
+ENGINE_DIMENSIONS = [
+    {"Name": "deployment", "Value": DEFAULT_STACK_NAME},
+    {"Name": "service", "Value": names.SERVICE},
+]
 
 
 def _alarm(synthesized: Synthesized, name: str) -> dict[str, Any]:
@@ -28,6 +39,26 @@ def _engine_alarms(synthesized: Synthesized) -> list[dict[str, Any]]:
         for alarm in alarms
         if alarm["Properties"].get("Namespace") == names.METRICS_NAMESPACE
     ]
+
+
+def metrics_the_runtime_emits() -> set[str]:
+    """Names passed as `Metric.X` to the engine's count()/milliseconds() in runtime code."""
+    emitted: set[str] = set()
+    for source in RUNTIME_SOURCES:
+        for path in source.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Call) or not node.args:
+                    continue
+                name = getattr(node.func, "id", getattr(node.func, "attr", None))
+                first = node.args[0]
+                if (
+                    name in EMITTERS
+                    and isinstance(first, ast.Attribute)
+                    and isinstance(first.value, ast.Name)
+                    and first.value.id == "Metric"
+                ):
+                    emitted.add(getattr(Metric, first.attr))
+    return emitted
 
 
 def test_alarm_fires_on_the_first_message_in_the_dlq(synthesized: Synthesized) -> None:
@@ -85,11 +116,27 @@ def test_every_alarm_notifies_the_encrypted_topic(synthesized: Synthesized) -> N
 def test_engine_alarms_watch_metrics_the_engine_emits(synthesized: Synthesized) -> None:
     # Given the alarms on the engine's own namespace
     alarms = _engine_alarms(synthesized)
-    # Then each names a metric from taskengine.names with the Powertools service dimension
+    # Then each names a metric from taskengine.names, dimensioned by service and deployment
     assert alarms
     for alarm in alarms:
         assert alarm["MetricName"] in names.ALL_METRICS
-        assert alarm["Dimensions"] == ENGINE_DIMENSIONS
+        assert sorted(alarm["Dimensions"], key=lambda d: d["Name"]) == ENGINE_DIMENSIONS
+
+
+def test_every_engine_metric_an_alarm_watches_is_emitted_by_the_runtime(
+    synthesized: Synthesized,
+) -> None:
+    # Given the engine metrics the alarms watch, and the ones the runtime code emits
+    watched = {alarm["MetricName"] for alarm in _engine_alarms(synthesized)}
+    emitted = metrics_the_runtime_emits()
+    # Then an alarm never waits on a metric no code path sends (SchedulerNotRunning would
+    # fire for ever; RedisUnavailable never)
+    assert {Metric.SCHEDULER_RUNS, Metric.REDIS_UNAVAILABLE} <= watched
+    assert watched <= emitted
+
+
+def test_every_declared_metric_is_emitted_by_the_runtime() -> None:
+    assert set(names.ALL_METRICS) == metrics_the_runtime_emits()
 
 
 def test_dashboard_graphs_only_metrics_the_engine_emits(synthesized: Synthesized) -> None:
@@ -99,11 +146,13 @@ def test_dashboard_graphs_only_metrics_the_engine_emits(synthesized: Synthesized
         for metric in dashboard_metrics(synthesized.template_json)
         if metric[0] == names.METRICS_NAMESPACE
     ]
-    # Then each is in taskengine.names.ALL_METRICS, dimensioned by service=taskengine
+    # Then each is in taskengine.names.ALL_METRICS, dimensioned by service and deployment
     assert engine_metrics
+    expected = {(d["Name"], d["Value"]) for d in ENGINE_DIMENSIONS}
     for metric in engine_metrics:
         assert metric[1] in names.ALL_METRICS
-        assert metric[2:4] == ["service", names.SERVICE]
+        dimensions = [part for part in metric[2:] if isinstance(part, str)]
+        assert set(zip(dimensions[::2], dimensions[1::2], strict=True)) == expected
 
 
 def test_dashboard_shows_the_metrics_operators_need(synthesized: Synthesized) -> None:

@@ -12,7 +12,7 @@ import boto3
 from aws_lambda_powertools.utilities import parameters
 from botocore.config import Config
 
-from taskengine import guard
+from taskengine import guard, names
 from taskengine.breaker import HostBreaker
 from taskengine.executors.http import HttpExecutor
 from taskengine.executors.lambda_ import (
@@ -24,7 +24,7 @@ from taskengine.executors.lambda_ import (
 from taskengine.guard import RedisGuard
 from taskengine.models import utcnow
 from taskengine.names import Metric
-from taskengine.observability import count, logger
+from taskengine.observability import count, logger, metrics
 from taskengine.queue import WorkQueue
 from taskengine.retry import RandomSource
 from taskengine.sealing import HeaderSealer
@@ -73,6 +73,7 @@ def _on_redis_unavailable(operation: str) -> None:
 
 
 def build_engine(settings: EngineSettings, retry_defaults: RetryDefaults) -> Engine:
+    metrics.set_default_dimensions(**{names.DEPLOYMENT_DIMENSION: settings.deployment})
     session = boto3.Session()
     redis_client = guard.connect(
         settings.redis_url, settings.redis_timeout_seconds, _redis_password(settings)

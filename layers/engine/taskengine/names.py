@@ -29,6 +29,7 @@ ENV_REDIS_SECRET_ARN: Final = "TASKENGINE_REDIS_SECRET_ARN"  # noqa: S105 - a va
 ENV_DUE_SHARDS: Final = "TASKENGINE_DUE_SHARDS"
 ENV_ALLOW_LOOPBACK_TARGETS: Final = "TASKENGINE_ALLOW_LOOPBACK_TARGETS"
 ENV_LOCAL_MODE: Final = "TASKENGINE_LOCAL_MODE"
+ENV_DEPLOYMENT: Final = "TASKENGINE_DEPLOYMENT"
 
 # DynamoDB single-table layout.
 PK: Final = "pk"
@@ -68,6 +69,11 @@ def redis_claim_key(task_id: str, generation: int, attempt: int) -> str:
 
 # CloudWatch metrics (Embedded Metric Format through Powertools Metrics).
 METRICS_NAMESPACE: Final = "TaskEngine"
+# Every metric carries the service and the deployment it came from, so two engines in one
+# account and region keep apart on dashboards and alarms.
+SERVICE_DIMENSION: Final = "service"
+DEPLOYMENT_DIMENSION: Final = "deployment"
+LOCAL_DEPLOYMENT: Final = "local"
 
 
 class Metric:

@@ -66,6 +66,8 @@ class EngineSettings(BaseSettings):
     local_functions: str = ""
     local_mode: bool = False
     default_tenant: str = "default"
+    # The metric dimension naming this engine; the CDK app sets it to the deployment's name.
+    deployment: str = Field(default=names.LOCAL_DEPLOYMENT, min_length=1, max_length=255)
 
     @model_validator(mode="after")
     def _check_windows(self) -> EngineSettings:
