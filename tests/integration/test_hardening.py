@@ -72,7 +72,7 @@ def test_the_json_media_type_is_accepted_in_any_case(api: Api, downstream: Downs
     assert response.status == 202, response.text
 
 
-def test_a_schedule_beyond_a_year_is_refused_naming_schedule_at(
+def test_a_schedule_beyond_a_century_is_refused_naming_schedule_at(
     api: Api, downstream: Downstream
 ) -> None:
     body = http_task(downstream.url("/x"), schedule_at="9999-12-31T23:59:59Z")

@@ -95,8 +95,28 @@ def test_a_delay_of_many_hours_is_valid() -> None:
 
 
 def test_schedule_at_without_a_time_zone_is_invalid() -> None:
-    with pytest.raises(ValidationError, match="time zone"):
+    with pytest.raises(ValidationError, match="zone offset"):
         submit(schedule_at="2030-01-01T00:00:00")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1796400000, "1796400000", "2027-01-01T00:00Z", "2027-01-01 00:00:00Z", "2027-01-01", True],
+)
+def test_schedule_at_must_be_an_rfc3339_time(value: object) -> None:
+    with pytest.raises(ValidationError) as error:
+        submit(schedule_at=value)
+
+    assert error_locs(error) == [("schedule_at",)]
+
+
+@pytest.mark.parametrize(
+    "value", ["2027-01-01T00:00:00Z", "2027-01-01t00:00:00.123456z", "2027-01-01T01:00:00+01:00"]
+)
+def test_schedule_at_in_rfc3339_forms_is_valid(value: str) -> None:
+    assert submit(schedule_at=value).schedule_at == datetime(2027, 1, 1, tzinfo=UTC).replace(
+        microsecond=123456 if "." in value else 0
+    )
 
 
 def test_schedule_at_with_a_time_zone_is_valid() -> None:

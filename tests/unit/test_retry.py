@@ -240,6 +240,17 @@ def test_retry_after_as_a_future_http_date() -> None:
     assert parse_retry_after(value, NOW) == 90.0
 
 
+def test_a_retry_after_of_any_length_waits_the_longest_backoff() -> None:
+    # Given a downstream asking for more seconds than any policy allows
+    seconds = parse_retry_after("9" * 400, NOW)
+
+    # Then it reads as a (very) long wait, which max_backoff caps
+    assert seconds is not None
+    assert seconds > 10**20
+    retry = policy(min_backoff_seconds=1, max_backoff_seconds=60, jitter=JitterMode.NONE)
+    assert retry_delay_seconds(1, retry, unexpected_rand, retry_after_seconds=seconds) == 60.0
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -252,7 +263,7 @@ def test_retry_after_as_a_future_http_date() -> None:
         "   ",
         None,
         "Mon, 99 Foo 2026 99:99:99 GMT",
-        "99999999999999999999",
+        "\u0663",
     ],
 )
 def test_past_or_malformed_retry_after_is_ignored(value: str | None) -> None:

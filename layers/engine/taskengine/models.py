@@ -33,6 +33,11 @@ _SECRET_SEGMENTS = frozenset(
 _SECRET_SUFFIXES = ("key", "token", "secret", "password", "signature")
 _NAME_SEGMENTS = re.compile(r"[-_.]")
 REDACTED = "[redacted]"
+# RFC 3339 date-time with its offset (section 5.6); seconds 60 aside, which Python cannot hold.
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 # Header values go on the wire as ASCII: visible characters, spaces and tabs only.
 _HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]{0,8192}$")
@@ -144,6 +149,11 @@ class AttemptOutcome(StrEnum):
     LEASE_EXPIRED = "lease_expired"
 
 
+# How far ahead a first run may be set: any distance a caller means, while every time the
+# engine derives from it (due times, retry deadlines) stays far inside datetime's range.
+MAX_START_DAYS = 100 * 365
+
+
 class _Strict(BaseModel):
     """A model of what a caller sends: unknown fields are refused.
 
@@ -250,15 +260,18 @@ class RetryPolicy(_Strict):
 class SubmitTaskRequest(_Strict):
     target: Target
     retry: RetryPolicyInput | None = None
-    delay_seconds: int | None = Field(default=None, ge=0, le=365 * 86_400, strict=True)
-    # Bounded in submission (at most a year ahead), where the server's clock is known.
+    delay_seconds: int | None = Field(default=None, ge=0, le=MAX_START_DAYS * 86_400, strict=True)
+    # Bounded in submission (at most MAX_START_DAYS ahead), where the server's clock is known.
     schedule_at: datetime | None = None
 
-    @field_validator("schedule_at")
+    @field_validator("schedule_at", mode="before")
     @classmethod
-    def _schedule_at_has_zone(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a time zone offset (RFC 3339), e.g. 2030-01-01T00:00:00Z")
+    def _schedule_at_is_rfc3339(cls, value: Any) -> Any:
+        # pydantic alone would also take epoch numbers, spaces for "T" and missing seconds.
+        if value is not None and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
+            raise ValueError(
+                "must be an RFC 3339 time with a zone offset, e.g. 2030-01-01T00:00:00Z"
+            )
         return value
 
 

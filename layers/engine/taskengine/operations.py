@@ -117,7 +117,7 @@ def _apply(
         ) from error
     updated = get_task(engine, state.task_id, None)
     if applied:
-        log_transition(updated.state, reason=f"{action} by {actor}")
+        log_transition(updated.state, reason=f"{action} by {actor!r}")
     return updated
 
 

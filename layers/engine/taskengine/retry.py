@@ -13,7 +13,8 @@ from taskengine.models import JitterMode, RetryPolicy
 RandomSource = Callable[[], float]
 """Returns a float in [0, 1), like random.random."""
 
-_DELTA_SECONDS = re.compile(r"^\s*(\d{1,10})\s*$")
+# Any length: an absurdly long wait is still a wait, and max_backoff caps it.
+_DELTA_SECONDS = re.compile(r"^\s*([0-9]+)\s*$")
 
 
 def _exponential_seconds(min_backoff: float, exponent: int, cap: float) -> float:

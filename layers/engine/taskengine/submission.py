@@ -16,6 +16,7 @@ from taskengine.errors import ConflictError, DependencyError, InvalidRequestErro
 from taskengine.executors.http import host_is_forbidden
 from taskengine.guard import SubmitMemo
 from taskengine.models import (
+    MAX_START_DAYS,
     HttpTarget,
     RetryPolicy,
     SubmitTaskRequest,
@@ -32,7 +33,6 @@ from taskengine.settings import EngineSettings, RetryDefaults
 from taskengine.store import IdempotencyRecord, TaskRecord
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-MAX_SCHEDULE_DAYS = 365
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
@@ -131,9 +131,9 @@ def first_run_at(request: SubmitTaskRequest, now: datetime) -> datetime:
             "give delay_seconds or schedule_at, not both", field="schedule_at"
         )
     if request.schedule_at is not None:
-        if request.schedule_at - now > timedelta(days=MAX_SCHEDULE_DAYS):
+        if request.schedule_at - now > timedelta(days=MAX_START_DAYS):
             raise InvalidRequestError(
-                f"must be at most {MAX_SCHEDULE_DAYS} days ahead", field="schedule_at"
+                f"must be at most {MAX_START_DAYS} days ahead", field="schedule_at"
             )
         return max(now, request.schedule_at)
     return now + timedelta(seconds=request.delay_seconds or 0)
