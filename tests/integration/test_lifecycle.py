@@ -177,6 +177,26 @@ def test_replay_with_the_same_idempotency_key_happens_once(
     assert len(downstream.calls_to("/once")) == 2
 
 
+def test_replay_with_a_used_idempotency_key_and_another_reason_is_a_conflict(
+    api: Api, downstream: Downstream, worker: Worker, queues: Queues
+) -> None:
+    # Given a completed task replayed once under a key
+    task_id = submit(api, http_task(downstream.url("/keyed")))
+    worker.drain()
+    path = f"{ADMIN}/{task_id}/replay"
+    headers = {"Idempotency-Key": "replay-2"}
+    api("POST", path, body={"reason": "resend"}, headers=headers)
+
+    # When the same key comes with another reason
+    other = api("POST", path, body={"reason": "something else"}, headers=headers)
+
+    # Then it is refused naming the key, and nothing more was replayed
+    assert other.status == 409
+    assert other.json["field"] == "header.Idempotency-Key"
+    assert queues.total(queues.work_url) == 1
+    assert [a["reason"] for a in api("GET", f"{TASKS}/{task_id}").json["actions"]] == ["resend"]
+
+
 def test_admin_actions_record_who_when_and_why(
     api: Api, downstream: Downstream, worker: Worker
 ) -> None:

@@ -49,6 +49,23 @@ def test_the_same_key_and_an_equivalent_body_return_the_same_task(
     assert queues.total(queues.work_url) == 1
 
 
+def test_header_names_in_another_case_and_a_padded_key_are_the_same_request(
+    api: Api, downstream: Downstream, queues: Queues
+) -> None:
+    # Given a task submitted with a key and a header
+    body = http_task(downstream.url("/hook"), target={"headers": {"X-Tenant-Ref": "t-1"}})
+    first = api("POST", TASKS, body=body, headers={"Idempotency-Key": "order-9"})
+
+    # When it is sent again with the header name in lower case and the key padded
+    again_body = http_task(downstream.url("/hook"), target={"headers": {"x-tenant-ref": "t-1"}})
+    again = api("POST", TASKS, body=again_body, headers={"Idempotency-Key": " order-9\t"})
+
+    # Then it is the same task, and nothing new is queued
+    assert again.status == 200
+    assert again.json["task_id"] == first.json["task_id"]
+    assert queues.total(queues.work_url) == 1
+
+
 def test_the_same_key_with_another_body_is_a_conflict_and_queues_nothing(
     api: Api, downstream: Downstream, queues: Queues
 ) -> None:

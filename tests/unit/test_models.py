@@ -181,13 +181,18 @@ def test_ordinary_headers_are_accepted() -> None:
         "X-Auth-Token",
         "X-Client-Secret",
         "X-Hub-Signature",
+        "X-Pwd",
+        "X-Pass",
+        "Sessionid",
     ],
 )
 def test_secret_headers_are_recognised(name: str) -> None:
     assert is_secret_header(name)
 
 
-@pytest.mark.parametrize("name", ["Content-Type", "Accept", "X-Request-Id", "User-Agent"])
+@pytest.mark.parametrize(
+    "name", ["Content-Type", "Accept", "X-Request-Id", "User-Agent", "X-Passenger", "X-Side"]
+)
 def test_ordinary_headers_are_not_secret(name: str) -> None:
     assert not is_secret_header(name)
 

@@ -26,8 +26,8 @@ from pydantic import (
 _SECRET_SEGMENTS = frozenset(
     {
         "auth", "authorization", "authentication", "bearer", "cookie", "credential",
-        "credentials", "jwt", "key", "passwd", "password", "private", "secret", "session",
-        "sig", "signature", "token",
+        "credentials", "jwt", "key", "pass", "passwd", "password", "private", "pwd", "secret",
+        "session", "sessionid", "sid", "sig", "signature", "token",
     }
 )  # fmt: skip
 _SECRET_SUFFIXES = ("key", "token", "secret", "password", "signature")

@@ -96,7 +96,14 @@ def _apply(
     now = engine.clock()
     state = record.state
     action_id = f"key:{action}:{action_key}" if action_key else f"{now:%Y%m%dT%H%M%S}:{ULID()}"
-    if action_key and engine.store.has_action(state.task_id, action_id):
+    earlier = engine.store.get_action(state.task_id, action_id) if action_key else None
+    if earlier is not None:
+        if (earlier.actor, earlier.reason) != (actor, reason):
+            raise ConflictError(
+                f"this Idempotency-Key already named a {action} by another caller or with "
+                "another reason",
+                field="header.Idempotency-Key",
+            )
         return get_task(engine, state.task_id, None)
     if state.status not in allowed:
         raise ConflictError(

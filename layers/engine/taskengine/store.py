@@ -490,8 +490,9 @@ class TaskStore:
         except (ClientError, BotoCoreError) as error:
             raise dependency_error("UpdateItem", error) from error
 
-    def has_action(self, task_id: str, action_id: str) -> bool:
-        return self._get(task_pk(task_id), f"{ACTION_PREFIX}{action_id}") is not None
+    def get_action(self, task_id: str, action_id: str) -> AdminAction | None:
+        item = self._get(task_pk(task_id), f"{ACTION_PREFIX}{action_id}")
+        return AdminAction.model_validate_json(item["record"]["S"]) if item else None
 
     # -- indexes -----------------------------------------------------------------------------
 

@@ -46,10 +46,15 @@ def fingerprint(request: SubmitTaskRequest) -> str:
     """Hash of the canonical JSON of the request: key order and spacing do not matter.
 
     Secret values are left out, so a client retrying with a refreshed token is the same
-    request, and no hash of a secret is ever stored.
+    request, and no hash of a secret is ever stored. Header names count in lower case, as
+    HTTP reads them.
     """
     if isinstance(request.target, HttpTarget):
-        request = request.model_copy(update={"target": split_secrets(request.target)[0]})
+        target = split_secrets(request.target)[0]
+        headers = {name.lower(): value for name, value in target.headers.items()}
+        request = request.model_copy(
+            update={"target": target.model_copy(update={"headers": headers})}
+        )
     canonical = json.dumps(
         request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False
     )
@@ -118,6 +123,8 @@ def _check_target(request: SubmitTaskRequest, settings: EngineSettings) -> float
 def check_idempotency_key(key: str | None) -> str | None:
     if key is None:
         return None
+    # Whitespace around a field value is not part of it (RFC 9110, section 5.5).
+    key = key.strip(" \t")
     if not _KEY_PATTERN.fullmatch(key):
         raise InvalidRequestError(
             "must be 1-255 visible ASCII characters", field=f"header.{IDEMPOTENCY_HEADER}"
