@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -14,7 +16,7 @@ from pydantic import BaseModel
 
 from functions.api.identity import caller
 from functions.api.problems import PROBLEM_CONTENT_TYPE, problem, validation_problem
-from functions.api.request_checks import check_request
+from functions.api.request_checks import check_request, drop_empty_query_parameters
 from taskengine import __version__, operations, redrive, submission
 from taskengine.engine import Engine, default_engine
 from taskengine.errors import (
@@ -341,8 +343,52 @@ def _unavailable(error: DependencyError) -> Response[str]:
     )
 
 
+def _path_pattern(path: str) -> re.Pattern[str]:
+    """/v1/tasks/{task_id} as a pattern that any one segment fills in for the parameter."""
+    segments = (
+        "[^/]+" if part.startswith("{") and part.endswith("}") else re.escape(part)
+        for part in path.split("/")
+    )
+    return re.compile("^" + "/".join(segments) + "$")
+
+
+@lru_cache(maxsize=1)
+def _route_methods() -> tuple[tuple[re.Pattern[str], frozenset[str]], ...]:
+    """Each documented path with the methods it answers, read once and only on a miss."""
+    paths = app.get_openapi_schema().paths or {}
+    return tuple(
+        (
+            _path_pattern(path),
+            frozenset(
+                method.upper()
+                for method in ("get", "put", "post", "delete", "patch")
+                if getattr(item, method, None) is not None
+            ),
+        )
+        for path, item in paths.items()
+    )
+
+
 @app.not_found
 def _no_route(error: NotFoundError) -> Response[str]:
+    path = app.current_event.path
+    allowed = sorted(
+        {
+            method
+            for pattern, methods in _route_methods()
+            if pattern.match(path)
+            for method in methods
+        }
+    )
+    if allowed:
+        return problem(
+            405,
+            f"{app.current_event.http_method} is not allowed here; use {', '.join(allowed)}",
+            kind="method-not-allowed",
+            instance=path,
+            field="method",
+            headers={"Allow": ", ".join(allowed)},
+        )
     return problem(
         404,
         "no such route",
@@ -359,4 +405,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     rejected = check_request(event)
     if rejected is not None:
         return rejected
+
+    drop_empty_query_parameters(event)
     return app.resolve(event, context)

@@ -56,6 +56,13 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+def drop_empty_query_parameters(event: dict[str, Any]) -> None:
+    """`?status=&limit=` means no filter and the default page, as an absent parameter does."""
+    query = event.get("queryStringParameters")
+    if query:
+        event["queryStringParameters"] = {name: value for name, value in query.items() if value}
+
+
 def check_request(event: dict[str, Any]) -> dict[str, Any] | None:
     """A ready problem response for a body the API cannot read, else None.
 

@@ -237,6 +237,25 @@ def test_a_bad_request_gets_a_problem_naming_the_field(
     assert problem["detail"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        pytest.param("DELETE", f"{TASKS}/{UNKNOWN_ID}", "GET", id="delete a task"),
+        pytest.param("GET", TASKS, "POST", id="list through submit"),
+        pytest.param("GET", f"{TASKS}/{UNKNOWN_ID}/cancel", "POST", id="read the cancel route"),
+    ],
+)
+def test_a_known_path_with_another_method_is_a_405_naming_the_allowed_ones(
+    api: Api, method: str, path: str, allow: str
+) -> None:
+    response = api(method, path)
+
+    assert response.status == 405
+    assert response.content_type == "application/problem+json"
+    assert response.headers["Allow"] == allow
+    assert response.json["field"] == "method"
+
+
 def test_an_unknown_route_is_a_problem_too(api: Api) -> None:
     response = api("GET", "/v2/nothing")
 
@@ -263,6 +282,19 @@ def test_the_admin_listing_pages_newest_first_without_duplicates(api: Api) -> No
     # Then three pages hold every task once, newest first
     assert [len(page) for page in pages] == [2, 2, 1]
     assert [task_id for page in pages for task_id in page] == list(reversed(task_ids))
+
+
+def test_empty_listing_parameters_mean_no_filter_and_the_default_page(api: Api) -> None:
+    # Given two tasks
+    for _ in range(2):
+        api("POST", TASKS, body=http_task(URL))
+
+    # When the listing is asked for with every parameter present but empty
+    response = api("GET", ADMIN, query="status=&limit=&cursor=")
+
+    # Then it lists both, as if no parameter had been given
+    assert response.status == 200, response.text
+    assert len(response.json["items"]) == 2
 
 
 def test_the_listing_filters_by_status(api: Api, downstream: Downstream, worker: Worker) -> None:
