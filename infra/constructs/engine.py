@@ -135,12 +135,14 @@ class TaskEngine(Construct):
             log_retention=props.log_retention,
             throttle_rate_limit=props.api_throttle_rate_limit,
             throttle_burst_limit=props.api_throttle_burst_limit,
+            deletion_protection=props.deletion_protection,
         )
         self.schedule = EngineSchedule(self, "Schedule", handler=self.functions.scheduler.function)
         self.monitoring = EngineMonitoring(
             self,
             "Monitoring",
             deployment=name_prefix,
+            deletion_protection=props.deletion_protection,
             queues=self.queues,
             http_api=self.api.http_api,
             api=self.functions.api,
@@ -179,4 +181,5 @@ def _functions_config(props: TaskEngineProps, *, deployment: str) -> FunctionsCo
         due_shards=props.due_shards,
         invocable_function_arns=props.invocable_function_arns,
         log_retention=props.log_retention,
+        deletion_protection=props.deletion_protection,
     )

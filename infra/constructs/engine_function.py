@@ -13,6 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constructs.nag import acknowledge
+from infra.constructs.retention import removal_policy
 from taskengine import names
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
@@ -30,6 +31,7 @@ class EngineFunction(Construct):
     """A python3.12 arm64 function in the engine's VPC with the shared layers.
 
     Every function logs JSON to its own log group (with retention) and is traced with X-Ray.
+    The log group is kept when the stack is deleted unless `deletion_protection` is off.
     `code_dir` is the bundle layers/build_layer.py makes for functions/<name>: it keeps the
     `functions.<name>` package path, so the handler's own imports work unchanged.
     """
@@ -50,9 +52,15 @@ class EngineFunction(Construct):
         vpc_subnets: ec2.SubnetSelection,
         security_group: ec2.ISecurityGroup,
         log_retention: logs.RetentionDays,
+        deletion_protection: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "Logs", retention=log_retention)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=log_retention,
+            removal_policy=removal_policy(deletion_protection),
+        )
         self.function = lambda_.Function(
             self,
             "Function",

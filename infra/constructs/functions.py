@@ -23,32 +23,29 @@ from infra.constructs.storage import EngineStorage
 from taskengine import names
 from taskengine.settings import EngineSettings
 
-# DynamoDB actions per function. A TransactWriteItems call is authorised item by item against
-# PutItem/UpdateItem/DeleteItem/ConditionCheckItem, so there is no action of its own.
+# DynamoDB actions per function: what taskengine.store (and, for the api's keyed redrive,
+# Powertools' idempotency layer) calls. A TransactWriteItems call is authorised item by item
+# against the action of each item; the engine's transactions hold only Put and Update items.
+# The api's DeleteItem is Powertools', which deletes a redrive's record when the redrive fails.
 API_TABLE_ACTIONS = (
     "dynamodb:DescribeTable",
     "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
 )
 WORKER_TABLE_ACTIONS = (
     "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
-    "dynamodb:ConditionCheckItem",
 )
 SCHEDULER_TABLE_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:Query",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
-    "dynamodb:ConditionCheckItem",
 )
 # Time the worker keeps for itself around the longest HTTP call: recording the outcome,
 # enqueueing the retry, and the batch response.
@@ -85,6 +82,7 @@ class FunctionsConfig:
     due_shards: int
     invocable_function_arns: Sequence[str]
     log_retention: logs.RetentionDays
+    deletion_protection: bool
 
 
 @dataclass(frozen=True)
@@ -207,6 +205,7 @@ class EngineFunctions(Construct):
             vpc_subnets=self._network.subnets,
             security_group=self._network.security_group,
             log_retention=self._config.log_retention,
+            deletion_protection=self._config.deletion_protection,
         )
 
     def _max_http_timeout(self) -> str:

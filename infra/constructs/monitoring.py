@@ -17,6 +17,7 @@ from constructs import Construct
 
 from infra.constructs.engine_function import EngineFunction
 from infra.constructs.queues import EngineQueues
+from infra.constructs.retention import removal_policy
 from taskengine import names
 from taskengine.names import Metric
 
@@ -62,6 +63,7 @@ class EngineMonitoring(Construct):
         construct_id: str,
         *,
         deployment: str,
+        deletion_protection: bool,
         queues: EngineQueues,
         http_api: apigwv2.HttpApi,
         api: EngineFunction,
@@ -73,7 +75,7 @@ class EngineMonitoring(Construct):
         super().__init__(scope, construct_id)
         self._deployment = deployment
         self._functions = {"Api": api, "Worker": worker, "Scheduler": scheduler}
-        self.alarm_topic = self._create_topic(alarm_emails)
+        self.alarm_topic = self._create_topic(alarm_emails, deletion_protection)
         self.alarms: list[cloudwatch.Alarm] = []
         self._create_alarms(queues, http_api, oldest_message_age_threshold)
         self.dashboard = cloudwatch.Dashboard(
@@ -81,7 +83,7 @@ class EngineMonitoring(Construct):
         )
         self._add_widgets(queues, http_api)
 
-    def _create_topic(self, alarm_emails: Sequence[str]) -> sns.Topic:
+    def _create_topic(self, alarm_emails: Sequence[str], deletion_protection: bool) -> sns.Topic:
         # CloudWatch cannot publish to a topic under the AWS-managed SNS key: it needs this
         # key's permission, given below.
         key = kms.Key(
@@ -89,6 +91,7 @@ class EngineMonitoring(Construct):
             "TopicKey",
             description="taskengine: encrypts the alarm topic",
             enable_key_rotation=True,
+            removal_policy=removal_policy(deletion_protection),
         )
         key.grant(
             iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra.constructs.retention import removal_policy
 from taskengine import names, schema
 
 ATTRIBUTE_TYPES = {
@@ -31,9 +31,7 @@ class EngineStorage(Construct):
         self, scope: Construct, construct_id: str, *, name_prefix: str, deletion_protection: bool
     ) -> None:
         super().__init__(scope, construct_id)
-        removal_policy = (
-            cdk.RemovalPolicy.RETAIN if deletion_protection else cdk.RemovalPolicy.DESTROY
-        )
+        kept = removal_policy(deletion_protection)
         self.table = dynamodb.Table(
             self,
             "Tasks",
@@ -47,7 +45,7 @@ class EngineStorage(Construct):
             time_to_live_attribute=names.TTL_ATTRIBUTE,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
             deletion_protection=deletion_protection,
-            removal_policy=removal_policy,
+            removal_policy=kept,
         )
         for index in schema.GLOBAL_SECONDARY_INDEXES:
             self.table.add_global_secondary_index(
@@ -63,5 +61,5 @@ class EngineStorage(Construct):
             description="taskengine: seals secret HTTP headers of stored tasks",
             alias=f"alias/{name_prefix}-{alias}",
             enable_key_rotation=True,
-            removal_policy=removal_policy,
+            removal_policy=kept,
         )

@@ -23,6 +23,15 @@ class Synthesized:
     assembly_dir: Path
 
 
+@dataclass(frozen=True)
+class NagRun:
+    """One run of a cdk-nag pack during synthesis: its name and the findings it reported."""
+
+    plugin: str
+    success: bool
+    findings: tuple[str, ...]
+
+
 def of_type(template: dict[str, Any], resource_type: str) -> Resources:
     return {
         logical_id: resource
@@ -102,3 +111,30 @@ def dashboard_metrics(template: dict[str, Any]) -> Iterator[list[Any]]:
         text = "".join(part if isinstance(part, str) else "TOKEN" for part in parts)
         for widget in json.loads(text)["widgets"]:
             yield from widget.get("properties", {}).get("metrics", [])
+
+
+def subnet_ids(template: dict[str, Any], subnet_type: str) -> list[dict[str, str]]:
+    """Refs to the VPC's subnets of one CDK subnet type ("Public", "Private", "Isolated")."""
+    tag = {"Key": "aws-cdk:subnet-type", "Value": subnet_type}
+    return [
+        {"Ref": logical_id}
+        for logical_id, subnet in of_type(template, "AWS::EC2::Subnet").items()
+        if tag in subnet["Properties"].get("Tags", [])
+    ]
+
+
+def default_route(template: dict[str, Any], subnet_ref: dict[str, str]) -> dict[str, Any]:
+    """The 0.0.0.0/0 route of the route table associated with the subnet."""
+    (table,) = [
+        association["Properties"]["RouteTableId"]
+        for association in of_type(template, "AWS::EC2::SubnetRouteTableAssociation").values()
+        if association["Properties"]["SubnetId"] == subnet_ref
+    ]
+    routes: list[dict[str, Any]] = [
+        route["Properties"]
+        for route in of_type(template, "AWS::EC2::Route").values()
+        if route["Properties"]["RouteTableId"] == table
+        and route["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"
+    ]
+    (route,) = routes
+    return route

@@ -2,14 +2,62 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
-from infra_queries import Synthesized, of_type
+from infra_queries import Synthesized, by_path, of_type
 
 from infra.constructs import TaskEngine
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+
+# Variables HTTP API access logs fill in (part of the "Customize HTTP API access logs" list
+# of the API Gateway developer guide); REST-only ones such as $context.resourcePath do not.
+HTTP_API_LOG_VARIABLES = {
+    "$context.accountId",
+    "$context.apiId",
+    "$context.authorizer.error",
+    "$context.awsEndpointRequestId",
+    "$context.dataProcessed",
+    "$context.domainName",
+    "$context.error.message",
+    "$context.error.messageString",
+    "$context.error.responseType",
+    "$context.extendedRequestId",
+    "$context.httpMethod",
+    "$context.identity.accountId",
+    "$context.identity.caller",
+    "$context.identity.sourceIp",
+    "$context.identity.userAgent",
+    "$context.identity.userArn",
+    "$context.integration.error",
+    "$context.integration.latency",
+    "$context.integration.requestId",
+    "$context.integration.status",
+    "$context.integrationErrorMessage",
+    "$context.integrationLatency",
+    "$context.integrationStatus",
+    "$context.path",
+    "$context.protocol",
+    "$context.requestId",
+    "$context.requestTime",
+    "$context.requestTimeEpoch",
+    "$context.responseLatency",
+    "$context.responseLength",
+    "$context.routeKey",
+    "$context.stage",
+    "$context.status",
+}
+
+
+def _stage(synthesized: Synthesized) -> dict[str, Any]:
+    (stage,) = of_type(synthesized.template_json, "AWS::ApiGatewayV2::Stage").values()
+    properties: dict[str, Any] = stage["Properties"]
+    return properties
 
 
 def test_every_route_requires_iam_authorization(synthesized: Synthesized) -> None:
@@ -47,12 +95,50 @@ def test_client_routes_cover_the_documented_api(synthesized: Synthesized) -> Non
     }
 
 
-def test_stage_writes_access_logs_and_throttles(synthesized: Synthesized) -> None:
-    (stage,) = of_type(synthesized.template_json, "AWS::ApiGatewayV2::Stage").values()
-    properties = stage["Properties"]
-    assert "DestinationArn" in properties["AccessLogSettings"]
-    assert "$context.requestId" in properties["AccessLogSettings"]["Format"]
+def test_stage_writes_access_logs_to_its_log_group_and_throttles(
+    synthesized: Synthesized,
+) -> None:
+    # Given the stage and the access log group
+    template = synthesized.template_json
+    properties = _stage(synthesized)
+    log_group_id, log_group = by_path(template, "Engine/Api/AccessLogs/Resource")
+    # Then the stage logs to that group, which keeps a month of logs and outlives the stack
+    assert properties["AccessLogSettings"]["DestinationArn"] == {
+        "Fn::GetAtt": [log_group_id, "Arn"]
+    }
+    assert log_group["Properties"]["RetentionInDays"] == 30
+    assert log_group["DeletionPolicy"] == "Retain"
     assert properties["DefaultRouteSettings"]["ThrottlingRateLimit"] > 0
+
+
+def test_access_log_is_json_of_http_api_variables(synthesized: Synthesized) -> None:
+    # Given the access log format
+    fields = json.loads(_stage(synthesized)["AccessLogSettings"]["Format"])
+    # Then each field is exactly one variable HTTP APIs fill in
+    variables = set(fields.values())
+    assert all(re.fullmatch(r"\$context\.[A-Za-z.]+", value) for value in variables)
+    assert variables <= HTTP_API_LOG_VARIABLES
+    # And it says which request, which route and caller, and how it ended
+    assert {
+        "$context.requestId",
+        "$context.routeKey",
+        "$context.identity.sourceIp",
+        "$context.identity.userArn",
+        "$context.status",
+        "$context.responseLatency",
+        "$context.error.message",
+        "$context.integrationErrorMessage",
+        "$context.integration.status",
+    } <= variables
+
+
+def test_access_log_group_goes_with_the_stack_without_deletion_protection(
+    synthesized_without_deletion_protection: Synthesized,
+) -> None:
+    template = synthesized_without_deletion_protection.template_json
+    _, log_group = by_path(template, "Engine/Api/AccessLogs/Resource")
+    assert log_group["DeletionPolicy"] == "Delete"
+    assert log_group["UpdateReplacePolicy"] == "Delete"
 
 
 def _granted_paths(stack: cdk.Stack, role: iam.Role) -> list[str]:

@@ -7,8 +7,17 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
-from infra_queries import Synthesized, allowed_actions, by_path, function_id, resources_for
+from infra_queries import (
+    Synthesized,
+    allowed_actions,
+    by_path,
+    default_route,
+    function_id,
+    resources_for,
+    subnet_ids,
+)
 
+from infra.app import DEFAULT_STACK_NAME
 from infra.constructs import TaskEngine, TaskEngineProps
 from taskengine import names
 
@@ -43,11 +52,54 @@ def test_function_runs_python312_on_arm64_traced_with_json_logs(
     assert properties["Handler"] == f"functions.{name.lower()}.handler.lambda_handler"
 
 
+@pytest.mark.parametrize(
+    ("name", "memory_mb", "timeout_seconds"),
+    [("Api", 512, 30), ("Worker", 1024, 300), ("Scheduler", 512, 30)],
+)
+def test_function_has_its_memory_timeout_and_a_month_of_logs(
+    synthesized: Synthesized, name: str, memory_mb: int, timeout_seconds: int
+) -> None:
+    # Given one engine function with the default props
+    template = synthesized.template_json
+    properties = _properties(synthesized, name)
+    log_group_id, log_group = by_path(template, f"Engine/Functions/{name}/Logs/Resource")
+    # Then it has its own memory and timeout, runs python3.12 on arm64, and logs to its own
+    # log group, which keeps a month of logs and outlives the stack (deletion protection on)
+    assert properties["MemorySize"] == memory_mb
+    assert properties["Timeout"] == timeout_seconds
+    assert properties["Runtime"] == "python3.12"
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["LoggingConfig"]["LogGroup"] == {"Ref": log_group_id}
+    assert log_group["Properties"]["RetentionInDays"] == 30
+    assert log_group["DeletionPolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_function_log_group_goes_with_the_stack_without_deletion_protection(
+    synthesized_without_deletion_protection: Synthesized, name: str
+) -> None:
+    template = synthesized_without_deletion_protection.template_json
+    _, log_group = by_path(template, f"Engine/Functions/{name}/Logs/Resource")
+    assert log_group["DeletionPolicy"] == "Delete"
+    assert log_group["UpdateReplacePolicy"] == "Delete"
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_function_runs_in_the_private_subnets(synthesized: Synthesized, name: str) -> None:
+    # Given the VPC's private subnets (behind the NAT, no route from the internet)
+    template = synthesized.template_json
+    private = subnet_ids(template, "Private")
+    assert len(private) == 2
+    for subnet in private:
+        route = default_route(template, subnet)
+        assert "NatGatewayId" in route
+        assert "GatewayId" not in route
+    functions_group, _ = by_path(template, "Engine/Network/Functions/Resource")
+    # When reading the function's VPC configuration
     vpc_config = _properties(synthesized, name)["VpcConfig"]
-    assert len(vpc_config["SubnetIds"]) == 2
-    assert len(vpc_config["SecurityGroupIds"]) == 1
+    # Then it attaches to exactly those subnets, with the functions' security group
+    assert sorted(vpc_config["SubnetIds"], key=str) == sorted(private, key=str)
+    assert vpc_config["SecurityGroupIds"] == [{"Fn::GetAtt": [functions_group, "GroupId"]}]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -69,6 +121,8 @@ def test_function_gets_every_engine_setting_from_the_environment(
         assert variable in variables
     assert variables["POWERTOOLS_SERVICE_NAME"] == names.SERVICE
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == names.METRICS_NAMESPACE
+    # and the deployment its metrics are dimensioned by, which the alarms watch
+    assert variables[names.ENV_DEPLOYMENT] == DEFAULT_STACK_NAME
 
 
 def test_worker_http_timeout_leaves_a_margin_inside_the_function_timeout(
@@ -155,6 +209,24 @@ def test_function_table_access_is_item_level_without_scans_or_table_changes(
         "dynamodb:UpdateTable",
         "dynamodb:*",
     }
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # DescribeTable: /health; DeleteItem: Powertools' idempotency record of a redrive
+        ("Api", {"DescribeTable", "GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"}),
+        ("Worker", {"GetItem", "Query", "PutItem", "UpdateItem"}),
+        ("Scheduler", {"GetItem", "Query", "PutItem", "UpdateItem"}),
+    ],
+)
+def test_function_gets_only_the_table_actions_its_code_calls(
+    synthesized: Synthesized, name: str, expected: set[str]
+) -> None:
+    # Given that no code calls BatchGetItem and no transaction holds a ConditionCheck item
+    # Then the function's DynamoDB actions are exactly those its code (and Powertools) calls
+    dynamodb = {a for a in _actions(synthesized, name) if a.startswith("dynamodb:")}
+    assert dynamodb == {f"dynamodb:{action}" for action in expected}
 
 
 def test_no_function_policy_grants_every_action(synthesized: Synthesized) -> None:

@@ -102,6 +102,16 @@ def test_each_function_alarms_on_errors_and_throttles(synthesized: Synthesized, 
         assert alarm["Threshold"] == 0
 
 
+def test_the_topic_key_is_kept_with_deletion_protection_and_removed_without(
+    synthesized: Synthesized, synthesized_without_deletion_protection: Synthesized
+) -> None:
+    path = "Engine/Monitoring/TopicKey/Resource"
+    _, kept = by_path(synthesized.template_json, path)
+    _, removed = by_path(synthesized_without_deletion_protection.template_json, path)
+    assert kept["DeletionPolicy"] == "Retain"
+    assert removed["DeletionPolicy"] == "Delete"
+
+
 def test_every_alarm_notifies_the_encrypted_topic(synthesized: Synthesized) -> None:
     # Given the alarm topic
     template = synthesized.template_json

@@ -70,18 +70,24 @@ def test_both_queues_are_encrypted_at_rest(synthesized: Synthesized) -> None:
     assert [q["Properties"].get("SqsManagedSseEnabled") for q in queues] == [True, True]
 
 
-def test_both_queues_refuse_requests_without_tls(synthesized: Synthesized) -> None:
-    # Given the queue policies
-    policies = of_type(synthesized.template_json, "AWS::SQS::QueuePolicy").values()
-    # Then each denies every action when aws:SecureTransport is false
-    denied = [
-        statement
-        for policy in policies
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-        if statement["Effect"] == "Deny"
-        and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+@pytest.mark.parametrize("queue", ["Work", "DeadLetter"])
+def test_queue_refuses_requests_without_tls(synthesized: Synthesized, queue: str) -> None:
+    # Given the queue and the one policy attached to it
+    template = synthesized.template_json
+    queue_id, _ = by_path(template, f"Engine/Queues/{queue}/Resource")
+    (policy,) = [
+        policy["Properties"]
+        for policy in of_type(template, "AWS::SQS::QueuePolicy").values()
+        if policy["Properties"]["Queues"] == [{"Ref": queue_id}]
     ]
-    assert len(denied) == 2
+    # Then the policy denies everyone every action on this queue without TLS
+    assert {
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": "sqs:*",
+        "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    } in policy["PolicyDocument"]["Statement"]
 
 
 def test_queue_names_are_prefixed_with_the_stack_name(synthesized: Synthesized) -> None:

@@ -58,6 +58,20 @@ def test_table_is_encrypted_and_protected_from_deletion(synthesized: Synthesized
     )
 
 
+def test_table_and_header_key_go_with_the_stack_without_deletion_protection(
+    synthesized_without_deletion_protection: Synthesized,
+) -> None:
+    # Given the stack synthesised with `-c taskengine:deletionProtection=false`
+    template = synthesized_without_deletion_protection.template_json
+    _, table = by_path(template, "Engine/Storage/Tasks/Resource")
+    _, key = by_path(template, "Engine/Storage/HeaderKey/Resource")
+    # Then the table has no deletion protection, and table and key are deleted with the stack
+    assert table["Properties"]["DeletionProtectionEnabled"] is False
+    for resource in (table, key):
+        assert resource["DeletionPolicy"] == "Delete"
+        assert resource["UpdateReplacePolicy"] == "Delete"
+
+
 def test_header_key_rotates_and_has_the_engine_alias(synthesized: Synthesized) -> None:
     # Given the header key
     key_id, _ = by_path(synthesized.template_json, "Engine/Storage/HeaderKey/Resource")
