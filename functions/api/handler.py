@@ -380,7 +380,8 @@ def _no_route(error: NotFoundError) -> Response[str]:
             for method in methods
         }
     )
-    if allowed:
+    # A path the resolver did not match under its own method is a malformed parameter.
+    if allowed and app.current_event.http_method not in allowed:
         return problem(
             405,
             f"{app.current_event.http_method} is not allowed here; use {', '.join(allowed)}",

@@ -16,16 +16,16 @@ from constructs import Construct
 
 from infra.constructs.retention import removal_policy
 
-GET = apigwv2.HttpMethod.GET
-POST = apigwv2.HttpMethod.POST
-# Routes callers (services submitting tasks) use. Admin routes live under ADMIN_PREFIX.
-CLIENT_ROUTES: tuple[tuple[str, apigwv2.HttpMethod], ...] = (
-    ("/v1/tasks", POST),
-    ("/v1/tasks/{task_id}", GET),
-    ("/v1/tasks/{task_id}/cancel", POST),
-    ("/health", GET),
-    ("/openapi.json", GET),
-    ("/docs", GET),
+# Paths callers (services submitting tasks) use; admin routes live under ADMIN_PREFIX. Each
+# takes any method, so a wrong one reaches the handler and gets its 405 problem with Allow
+# instead of the gateway's bare 404.
+CLIENT_ROUTES = (
+    "/v1/tasks",
+    "/v1/tasks/{task_id}",
+    "/v1/tasks/{task_id}/cancel",
+    "/health",
+    "/openapi.json",
+    "/docs",
 )
 ADMIN_PREFIX = "/v1/admin"
 # execute-api resource paths for grants (`*` matches any method and any path below).
@@ -110,8 +110,10 @@ class EngineApi(Construct):
         )
         client = integrations.HttpLambdaIntegration("Client", handler)
         admin = integrations.HttpLambdaIntegration("Admin", handler)
-        for path, method in CLIENT_ROUTES:
-            self.http_api.add_routes(path=path, methods=[method], integration=client)
+        for path in CLIENT_ROUTES:
+            self.http_api.add_routes(
+                path=path, methods=[apigwv2.HttpMethod.ANY], integration=client
+            )
         self.http_api.add_routes(
             path=f"{ADMIN_PREFIX}/{{proxy+}}", methods=[apigwv2.HttpMethod.ANY], integration=admin
         )

@@ -88,6 +88,7 @@ class TaskEngine(Construct):
             nat_gateways=props.nat_gateways,
             interface_endpoints=props.interface_endpoints,
             log_retention=props.log_retention,
+            deletion_protection=props.deletion_protection,
         )
         self.storage = EngineStorage(
             self,

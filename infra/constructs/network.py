@@ -8,6 +8,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.constructs.errors import EngineConfigError
+from infra.constructs.retention import removal_policy
 
 # Interface endpoints for the services the functions call on every task. DynamoDB uses a
 # (free) gateway endpoint. Lambda logs, metrics (EMF) and traces leave through the Lambda
@@ -36,13 +37,16 @@ class EngineNetwork(Construct):
         nat_gateways: int,
         interface_endpoints: bool,
         log_retention: logs.RetentionDays,
+        deletion_protection: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         if vpc is None and nat_gateways < 1:
             raise EngineConfigError(
                 "nat_gateways must be at least 1: the worker calls HTTP targets on the internet"
             )
-        self.vpc = vpc or self._create_vpc(nat_gateways, log_retention)
+        self.vpc = vpc or self._create_vpc(
+            nat_gateways, log_retention, removal_policy(deletion_protection)
+        )
         self.private_subnets = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS)
         self.vpc.add_gateway_endpoint(
             "DynamoDb",
@@ -81,9 +85,14 @@ class EngineNetwork(Construct):
                 security_groups=[endpoint_group],
             )
 
-    def _create_vpc(self, nat_gateways: int, log_retention: logs.RetentionDays) -> ec2.Vpc:
+    def _create_vpc(
+        self,
+        nat_gateways: int,
+        log_retention: logs.RetentionDays,
+        kept_or_removed: cdk.RemovalPolicy,
+    ) -> ec2.Vpc:
         flow_log_group = logs.LogGroup(
-            self, "FlowLogs", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
+            self, "FlowLogs", retention=log_retention, removal_policy=kept_or_removed
         )
         return ec2.Vpc(
             self,

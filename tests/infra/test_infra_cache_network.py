@@ -81,5 +81,20 @@ def test_vpc_has_one_nat_gateway_by_default(synthesized: Synthesized) -> None:
     assert len(nat_gateways) == 1
 
 
-def test_vpc_traffic_is_flow_logged(synthesized: Synthesized) -> None:
-    synthesized.template.resource_count_is("AWS::EC2::FlowLog", 1)
+def test_vpc_traffic_is_flow_logged_to_a_group_kept_with_deletion_protection(
+    synthesized: Synthesized, synthesized_without_deletion_protection: Synthesized
+) -> None:
+    # Given the VPC's one flow log
+    template = synthesized.template_json
+    ((_, flow_log),) = of_type(template, "AWS::EC2::FlowLog").items()
+    vpc_id, _ = by_path(template, "Engine/Network/Vpc/Resource")
+    group_id, group = by_path(template, "Engine/Network/FlowLogs/Resource")
+    # Then it records the engine's VPC into its log group, which outlives the stack unless
+    # deletion protection is off
+    assert flow_log["Properties"]["ResourceId"] == {"Ref": vpc_id}
+    assert flow_log["Properties"]["LogGroupName"] == {"Ref": group_id}
+    assert group["DeletionPolicy"] == "Retain"
+    _, removed = by_path(
+        synthesized_without_deletion_protection.template_json, "Engine/Network/FlowLogs/Resource"
+    )
+    assert removed["DeletionPolicy"] == "Delete"

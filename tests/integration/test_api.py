@@ -256,6 +256,13 @@ def test_a_known_path_with_another_method_is_a_405_naming_the_allowed_ones(
     assert response.json["field"] == "method"
 
 
+def test_a_malformed_id_on_a_route_the_method_has_is_a_404_not_a_405(api: Api) -> None:
+    response = api("GET", f'{TASKS}/a"b')
+
+    assert response.status == 404
+    assert response.content_type == "application/problem+json"
+
+
 def test_an_unknown_route_is_a_problem_too(api: Api) -> None:
     response = api("GET", "/v2/nothing")
 

@@ -119,6 +119,25 @@ def test_schedule_at_in_rfc3339_forms_is_valid(value: str) -> None:
     )
 
 
+@pytest.mark.parametrize("value", [10, 10.0])
+def test_a_whole_delay_is_accepted_as_json_writes_it(value: float) -> None:
+    assert submit(delay_seconds=value).delay_seconds == 10
+
+
+@pytest.mark.parametrize("value", ["10", True, 10.5])
+def test_a_delay_as_text_a_flag_or_a_fraction_is_refused(value: object) -> None:
+    with pytest.raises(ValidationError) as error:
+        submit(delay_seconds=value)
+
+    assert error_locs(error) == [("delay_seconds",)]
+
+
+def test_schedule_at_as_an_aware_datetime_round_trips() -> None:
+    request = submit(schedule_at="2027-01-01T00:00:00.1234567891Z")
+
+    assert SubmitTaskRequest.model_validate(request.model_dump()) == request
+
+
 def test_schedule_at_with_a_time_zone_is_valid() -> None:
     assert submit(schedule_at="2030-01-01T00:00:00Z").schedule_at is not None
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -33,9 +34,10 @@ _SECRET_SEGMENTS = frozenset(
 _SECRET_SUFFIXES = ("key", "token", "secret", "password", "signature")
 _NAME_SEGMENTS = re.compile(r"[-_.]")
 REDACTED = "[redacted]"
-# RFC 3339 date-time with its offset (section 5.6); seconds 60 aside, which Python cannot hold.
+# RFC 3339 date-time with its offset (section 5.6). A leap second (:60) passes this check and
+# is then refused by datetime, which cannot hold it.
 _RFC3339 = re.compile(
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
@@ -154,12 +156,22 @@ class AttemptOutcome(StrEnum):
 MAX_START_DAYS = 100 * 365
 
 
-class _Strict(BaseModel):
-    """A model of what a caller sends: unknown fields are refused.
+def _not_text_or_flag(value: Any) -> Any:
+    # bool is an int to Python, and lax pydantic reads "10" as 10; JSON's 3.0 stays whole.
+    if isinstance(value, str | bool):
+        # A ValueError, not a TypeError: pydantic turns only the former into a 422.
+        raise ValueError("must be a JSON number, not a string or a boolean")  # noqa: TRY004
+    return value
 
-    Its numbers and flags are strict fields, so `"10"` is not a delay and `"no"` is not
-    `false`: a typo must not turn a dry run into a real one.
-    """
+
+# A whole number as a caller writes it in JSON (3 or 3.0, never "3" nor true). Request floats
+# and flags are `strict=True` fields instead: `"10"` is not a delay, and `"no"` is not `false`
+# (a typo must not turn a dry run into a real one).
+WholeNumber = Annotated[int, BeforeValidator(_not_text_or_flag)]
+
+
+class _Strict(BaseModel):
+    """Unknown fields are refused: a misspelt option must not be silently ignored."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -236,10 +248,10 @@ Target = Annotated[HttpTarget | LambdaTarget, Field(discriminator="type")]
 class RetryPolicyInput(_Strict):
     """A task's retry overrides; unset fields take the server defaults."""
 
-    max_attempts: int | None = Field(default=None, ge=1, strict=True)
+    max_attempts: WholeNumber | None = Field(default=None, ge=1)
     min_backoff_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
     max_backoff_seconds: float | None = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
-    max_doublings: int | None = Field(default=None, ge=0, le=1000, strict=True)
+    max_doublings: WholeNumber | None = Field(default=None, ge=0, le=1000)
     jitter: JitterMode | None = None
     max_retry_duration_seconds: float | None = Field(
         default=None, gt=0, allow_inf_nan=False, strict=True
@@ -260,7 +272,7 @@ class RetryPolicy(_Strict):
 class SubmitTaskRequest(_Strict):
     target: Target
     retry: RetryPolicyInput | None = None
-    delay_seconds: int | None = Field(default=None, ge=0, le=MAX_START_DAYS * 86_400, strict=True)
+    delay_seconds: WholeNumber | None = Field(default=None, ge=0, le=MAX_START_DAYS * 86_400)
     # Bounded in submission (at most MAX_START_DAYS ahead), where the server's clock is known.
     schedule_at: datetime | None = None
 
@@ -268,6 +280,8 @@ class SubmitTaskRequest(_Strict):
     @classmethod
     def _schedule_at_is_rfc3339(cls, value: Any) -> Any:
         # pydantic alone would also take epoch numbers, spaces for "T" and missing seconds.
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            return value
         if value is not None and not (isinstance(value, str) and _RFC3339.fullmatch(value)):
             raise ValueError(
                 "must be an RFC 3339 time with a zone offset, e.g. 2030-01-01T00:00:00Z"
@@ -289,7 +303,7 @@ class RedriveFilter(_Strict):
 
 
 class RedriveRequest(_Strict):
-    limit: int = Field(default=25, ge=1, le=100, strict=True)
+    limit: WholeNumber = Field(default=25, ge=1, le=100)
     dry_run: bool = Field(default=False, strict=True)
     reason: str = Field(default="dead-letter redrive", min_length=1, max_length=500)
     filter: RedriveFilter = Field(default_factory=RedriveFilter)

@@ -13,10 +13,11 @@ from taskengine.models import TaskState
 
 logger = Logger(service=names.SERVICE)
 metrics = Metrics(namespace=names.METRICS_NAMESPACE, service=names.SERVICE)
-# Patches boto3 and httpx, so every AWS call and target call is an X-Ray subsegment. Off
-# outside Lambda and wherever POWERTOOLS_TRACE_DISABLED is set; handlers keep their response
-# out of traces, as it may hold a payload.
-tracer = Tracer(service=names.SERVICE)
+# Patches botocore only: every AWS call is an X-Ray subsegment. Patching httpx would send an
+# X-Amzn-Trace-Id to every target and replace a task's own; the attempt gets a subsegment of
+# its own instead. Off outside Lambda and wherever POWERTOOLS_TRACE_DISABLED is set; nothing
+# traced records a response, as it may hold a payload.
+tracer = Tracer(service=names.SERVICE, patch_modules=("botocore",))
 
 TRANSITION_MESSAGE = "task transition"
 

@@ -98,12 +98,7 @@ def _apply(
     action_id = f"key:{action}:{action_key}" if action_key else f"{now:%Y%m%dT%H%M%S}:{ULID()}"
     earlier = engine.store.get_action(state.task_id, action_id) if action_key else None
     if earlier is not None:
-        if (earlier.actor, earlier.reason) != (actor, reason):
-            raise ConflictError(
-                f"this Idempotency-Key already named a {action} by another caller or with "
-                "another reason",
-                field="header.Idempotency-Key",
-            )
+        _same_action_or_conflict(earlier, action, actor, reason)
         return get_task(engine, state.task_id, None)
     if state.status not in allowed:
         raise ConflictError(
@@ -122,10 +117,27 @@ def _apply(
         raise ConflictError(
             "the task changed while the action was applied; read it and try again", field="status"
         ) from error
+    if not applied:
+        # A concurrent request with this key recorded its action first.
+        winner = engine.store.get_action(state.task_id, action_id)
+        if winner is not None:
+            _same_action_or_conflict(winner, action, actor, reason)
     updated = get_task(engine, state.task_id, None)
     if applied:
         log_transition(updated.state, reason=f"{action} by {actor!r}")
     return updated
+
+
+def _same_action_or_conflict(
+    earlier: AdminAction, action: ActionName, actor: str, reason: str | None
+) -> None:
+    """A keyed action repeated as it was is a retry; with another caller or reason, a 409."""
+    if (earlier.actor, earlier.reason) != (actor, reason):
+        raise ConflictError(
+            f"this Idempotency-Key already named a {action} by another caller or with "
+            "another reason",
+            field="header.Idempotency-Key",
+        )
 
 
 def cancel(

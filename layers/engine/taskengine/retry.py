@@ -15,6 +15,7 @@ RandomSource = Callable[[], float]
 
 # Any length: an absurdly long wait is still a wait, and max_backoff caps it.
 _DELTA_SECONDS = re.compile(r"^\s*([0-9]+)\s*$")
+_LONGEST_RETRY_AFTER_SECONDS = 1e12
 
 
 def _exponential_seconds(min_backoff: float, exponent: int, cap: float) -> float:
@@ -58,7 +59,9 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
     match = _DELTA_SECONDS.match(value)
     if match:
-        return float(match.group(1))
+        digits = match.group(1).lstrip("0") or "0"
+        # Past twelve digits (some 30,000 years) every wait is the policy's longest anyway.
+        return float(digits) if len(digits) <= 12 else _LONGEST_RETRY_AFTER_SECONDS
 
     try:
         when = email.utils.parsedate_to_datetime(value.strip())

@@ -24,7 +24,7 @@ from taskengine.models import (
     WorkMessage,
 )
 from taskengine.names import Metric
-from taskengine.observability import count, log_transition, logger, milliseconds
+from taskengine.observability import count, log_transition, logger, milliseconds, tracer
 from taskengine.outbox import dead_letter, enqueue
 from taskengine.queue import MAX_DELAY_SECONDS, sqs_delay_seconds
 from taskengine.retry import next_attempt_time
@@ -237,6 +237,7 @@ class AttemptRunner:
         logger.info("stale or duplicate delivery dropped", extra=_fields(message, "dynamodb"))
         return RunResult.DUPLICATE
 
+    @tracer.capture_method(capture_response=False)
     def _execute(
         self, state: TaskState, spec: TaskSpec | None, remaining_seconds: float
     ) -> ExecutionResult:
