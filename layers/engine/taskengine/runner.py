@@ -29,7 +29,7 @@ from taskengine.outbox import dead_letter, enqueue
 from taskengine.queue import MAX_DELAY_SECONDS, sqs_delay_seconds
 from taskengine.retry import next_attempt_time
 from taskengine.sealing import SealedParts
-from taskengine.store import Update
+from taskengine.store import ClaimResult, Update
 
 # Time kept back from the Lambda's remaining time to record the outcome after the call.
 _RECORD_RESERVE_SECONDS = 5.0
@@ -160,12 +160,13 @@ class AttemptRunner:
                 ),
             )
         except DependencyError:
-            engine.guard.release(message.task_id, message.generation, message.attempt)
-            raise
-        if not claim.claimed or claim.state is None:
-            return self._not_claimed(message, claim.state, now)
-
+            claim = self._claim_after_error(message, token)
+        # A timed-out claim that DynamoDB applied all the same fails its own retry's condition;
+        # the lease token it wrote says the attempt is ours.
         state = claim.state
+        if state is None or not (claim.claimed or state.lease_token == token):
+            return self._not_claimed(message, state, now)
+
         try:
             spec = engine.store.get_spec(state.task_id)
         except DependencyError:
@@ -179,6 +180,23 @@ class AttemptRunner:
         result = self._execute(state, spec, remaining_seconds)
         self._record(state, spec, token, result)
         return RunResult.EXECUTED
+
+    def _claim_after_error(self, message: WorkMessage, token: str) -> ClaimResult:
+        """Whether a claim that failed in transit was written: ours only if it holds our token.
+
+        Without this, a claim applied before its answer was lost would leave the task RUNNING
+        with no worker, and its attempt would be spent as lease_expired without ever running.
+        """
+        engine = self._engine
+        try:
+            current = engine.store.get_state(message.task_id)
+        except DependencyError:
+            engine.guard.release(message.task_id, message.generation, message.attempt)
+            raise
+        if current is not None and current.lease_token == token:
+            return ClaimResult(True, current)
+        engine.guard.release(message.task_id, message.generation, message.attempt)
+        raise DependencyError("the attempt's claim could not be written")
 
     def _defer_if_circuit_open(self, state: TaskState, spec: TaskSpec, token: str) -> bool:
         engine = self._engine

@@ -220,7 +220,10 @@ def submit(
         existing = engine.store.get_idempotency(tenant, key, now)
         if existing is None:
             raise DependencyError("idempotency key vanished during submit; retry the request")
-        return _existing(engine, tenant, existing.task_id, digest, existing.fingerprint)
+        # A transaction that timed out but was applied fails its retry's condition on its own
+        # key: the key naming the id made just now means this request created the task.
+        if existing.task_id != task_id:
+            return _existing(engine, tenant, existing.task_id, digest, existing.fingerprint)
 
     if key is not None:
         engine.guard.remember_submit(tenant, key, SubmitMemo(task_id, digest), window)
