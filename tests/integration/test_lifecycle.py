@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from harness import Api, Downstream, Queues, Reply, Worker, http_task
 
-from taskengine import names
+from taskengine import names, redrive
 from taskengine.models import WorkMessage
 
 TASKS = "/v1/tasks"
@@ -299,6 +300,35 @@ def test_dead_letters_can_be_redriven_in_bulk(
     assert response.status == 200
     worker.drain()
     assert read(api, task_id)["status"] == "COMPLETED"
+
+
+def test_a_redrive_replays_each_task_once_even_when_it_dead_letters_again_meanwhile(
+    api: Api, downstream: Downstream, worker: Worker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given two tasks dead-lettered by a permanent failure, and workers fast enough to run
+    # each replayed task (and dead-letter it again) before the redrive reads its next letter
+    url = downstream.script("/gone", Reply(404))
+    task_ids = [submit(api, http_task(url)) for _ in range(2)]
+    worker.drain()
+    real_replay = redrive.operations.replay
+
+    def replay_then_work(*args: Any, **kwargs: Any) -> Any:
+        replayed = real_replay(*args, **kwargs)
+        worker.drain()
+        return replayed
+
+    monkeypatch.setattr(redrive.operations, "replay", replay_then_work)
+
+    # When an operator redrives with room for more replays than there are tasks
+    report = api("POST", "/v1/admin/dead-letters/redrive", body={"limit": 10}).json
+
+    # Then each task was replayed once, and its new letter waits for the next redrive
+    assert sorted(report["replayed"]) == sorted(task_ids)
+    for task_id in task_ids:
+        task = read(api, task_id)
+        assert task["generation"] == 1
+        assert [a["action"] for a in task["actions"]] == ["replay"]
+    assert len(downstream.calls_to("/gone")) == 4
 
 
 def test_a_repeated_keyed_redrive_returns_the_first_report_and_replays_nothing_more(

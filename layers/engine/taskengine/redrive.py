@@ -149,6 +149,13 @@ def _handle(
     if letter.task_id is None:
         report.skipped.append(RedriveSkip(task_id=None, reason="no task: " + letter.reason))
         return False
+    if letter.task_id in report.replayed:
+        # The task failed again while this redrive ran: its new letter waits for the next one,
+        # so one request replays a task once however fast it dead-letters.
+        report.skipped.append(
+            RedriveSkip(task_id=letter.task_id, reason="replayed by this redrive")
+        )
+        return False
 
     state = engine.store.get_state(letter.task_id)
     if (
