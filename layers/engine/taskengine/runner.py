@@ -159,8 +159,8 @@ class AttemptRunner:
                     lease_token=token,
                 ),
             )
-        except DependencyError:
-            claim = self._claim_after_error(message, token)
+        except DependencyError as error:
+            claim = self._claim_after_error(message, token, error)
         # A timed-out claim that DynamoDB applied all the same fails its own retry's condition;
         # the lease token it wrote says the attempt is ours.
         state = claim.state
@@ -181,7 +181,9 @@ class AttemptRunner:
         self._record(state, spec, token, result)
         return RunResult.EXECUTED
 
-    def _claim_after_error(self, message: WorkMessage, token: str) -> ClaimResult:
+    def _claim_after_error(
+        self, message: WorkMessage, token: str, error: DependencyError
+    ) -> ClaimResult:
         """Whether a claim that failed in transit was written: ours only if it holds our token.
 
         Without this, a claim applied before its answer was lost would leave the task RUNNING
@@ -196,7 +198,7 @@ class AttemptRunner:
         if current is not None and current.lease_token == token:
             return ClaimResult(True, current)
         engine.guard.release(message.task_id, message.generation, message.attempt)
-        raise DependencyError("the attempt's claim could not be written")
+        raise error
 
     def _defer_if_circuit_open(self, state: TaskState, spec: TaskSpec, token: str) -> bool:
         engine = self._engine
